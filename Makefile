@@ -1,0 +1,86 @@
+# guestops.vsphere: every command a developer or CI needs.  Run `make help`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+PORT ?= 8989
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+BUILD := $(CURDIR)/build
+COLLECTIONS := $(BUILD)/collections
+COLLECTION := $(COLLECTIONS)/ansible_collections/guestops/vsphere
+CLOUD_CONFIG := $(COLLECTION)/tests/integration/cloud-config-vcenter.ini
+# ansible-test bootstraps pip in each virtual environment it creates with a script it downloads
+# from a host we cannot reach; it looks in this cache first (pip 24.2 is what ansible-core 2.19 pins).
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+RUN := PATH="$(BIN):$$PATH" ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)"
+ANSIBLE_TEST := cd "$(COLLECTION)" && $(RUN) ansible-test
+TEST_PYTHON := --python 3.11 --color no
+
+.PHONY: help venv collection tools simulator demo test simulator-tests units sanity integration lint bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create .venv with ansible-core, pyvmomi and the test tools
+
+$(VENV)/.installed: tests/requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv "$(VENV)"
+	"$(BIN)/python" -m pip install --quiet --upgrade pip
+	"$(BIN)/python" -m pip install --quiet -r tests/requirements-dev.txt
+	touch "$@"
+
+$(GET_PIP_CACHE): .ci/get_pip_offline.py
+	mkdir -p "$(dir $@)"
+	cp .ci/get_pip_offline.py "$@"
+
+collection: venv ## Mirror the checkout into build/collections/ansible_collections/guestops/vsphere
+	"$(BIN)/python" .ci/sync_collection.py "$(CURDIR)" "$(COLLECTION)"
+
+tools: ## Install shellcheck for the sanity test when it is missing (needs apt-get and root)
+	@if ! command -v shellcheck >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null) \
+	      || echo "warning: could not install shellcheck; the shellcheck sanity test will be skipped"; \
+	  else echo "warning: shellcheck is not installed; the shellcheck sanity test will be skipped"; fi; \
+	fi
+
+simulator: venv ## Run the vSphere simulator in the foreground on 127.0.0.1:8989 (PORT=... to change)
+	PYTHONPATH=tests "$(BIN)/python" -m guestsim --port $(PORT) --state-dir "$(BUILD)/simulator" \
+	  --write-cloud-config tests/integration/cloud-config-vcenter.ini
+
+demo: collection ## Run the run_program role against the simulator and show the guest program's output
+	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/demo-cloud-config.ini" \
+	  env $(RUN) ANSIBLE_FORCE_COLOR=$${ANSIBLE_FORCE_COLOR:-0} ansible-playbook playbooks/demo.yml
+
+test: simulator-tests units sanity integration lint ## Everything CI runs: simulator tests, units, sanity, integration, lint
+	@echo "make test: all suites passed"
+
+simulator-tests: venv ## The simulator's own pytest suite
+	PYTHONPATH=tests "$(BIN)/python" -m pytest -p no:cacheprovider -q tests/guestsim/tests
+
+units: collection $(GET_PIP_CACHE) ## ansible-test units
+	$(ANSIBLE_TEST) units --venv $(TEST_PYTHON)
+
+sanity: collection tools $(GET_PIP_CACHE) ## ansible-test sanity
+	$(ANSIBLE_TEST) sanity --venv $(TEST_PYTHON)
+
+integration: collection $(GET_PIP_CACHE) ## ansible-test integration against the simulator
+	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(CLOUD_CONFIG)" \
+	  bash -c 'cd "$(COLLECTION)" && $(RUN) ansible-test integration --venv $(TEST_PYTHON) $(TARGETS)' \
+	  | tee "$(BUILD)/integration.log"
+	@if grep -q 'All targets skipped\|Excluding tests marked "cloud/vcenter"' "$(BUILD)/integration.log"; then \
+	  echo "error: integration targets were skipped; the cloud config was not picked up" >&2; exit 1; fi
+
+lint: collection ## ansible-lint (production profile), collection docs lint, changelog lint
+	cd "$(COLLECTION)" && $(RUN) ansible-lint --profile production
+	cd "$(COLLECTION)" && $(RUN) antsibull-docs lint-collection-docs --plugin-docs .
+	cd "$(COLLECTION)" && $(RUN) antsibull-changelog lint
+
+bench: venv ## Speed and memory benchmarks against the simulator
+	PYTHONPATH=tests "$(BIN)/python" tests/bench/run.py
+
+clean: ## Remove build output and the virtual environment
+	rm -rf "$(BUILD)" "$(VENV)"
