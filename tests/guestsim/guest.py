@@ -1,0 +1,662 @@
+"""What happens inside a simulated guest: real files under the VM's directory and real processes.
+
+Behaviour follows the Linux guest agent (open-vm-tools' vixTools/procMgr) as described in the
+reference: programs run as ``bash -c '"<programPath>" <arguments>'``, temporary names are
+``<prefix>vmware<N><suffix>``, exit codes stay listable for a retention period, and so on.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pyVmomi import vim
+
+from . import faults
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+# ListFilesInGuest returns at most this many entries when maxResults is unset.
+DEFAULT_MAX_RESULTS = 50
+# TerminateProcessInGuest: SIGTERM, wait this long, then SIGKILL (procMgrPosix.c).
+TERMINATE_GRACE = 5.0
+KILL_WAIT = 15.0
+
+
+def _utc_seconds(timestamp: float | None = None) -> datetime:
+    """Guest times have one-second resolution (the agent records time(NULL))."""
+    value = int(timestamp if timestamp is not None else time.time())
+    return datetime.fromtimestamp(value, timezone.utc)
+
+
+def _bash() -> list:
+    for candidate in ('/bin/bash', '/usr/bin/bash'):
+        if os.path.exists(candidate):
+            return [candidate, '-c']
+    return ['/bin/sh', '-c']
+
+
+def errno_fault(exc: OSError, path: str):
+    """Map an errno the way the agent (Vix_TranslateErrno) and hostd do."""
+    code = exc.errno
+    if code in (errno.ENOENT, errno.ENODEV):
+        return faults.file_not_found(path)
+    if code == errno.EEXIST:
+        return faults.file_already_exists(path)
+    if code == errno.ENOTEMPTY:
+        return faults.directory_not_empty(path)
+    if code == errno.ENOTDIR:
+        return faults.not_a_directory(path)
+    if code == errno.EISDIR:
+        return faults.not_a_file(path)
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return faults.cannot_access_file(path)
+    if code == errno.ENOSPC:
+        return faults.no_disk_space(path)
+    if code == errno.ENAMETOOLONG:
+        return faults.file_name_too_long(path)
+    if code == errno.EINVAL:
+        return faults.invalid_argument()
+    if code in (errno.EAGAIN, errno.EBUSY):
+        return faults.system_error('vix error codes = (5, 0).')
+    return faults.system_error('vix error codes = (1, 0).')
+
+
+@dataclass
+class GuestProcess:
+    """One program started through StartProgramInGuest."""
+
+    pid: int
+    name: str
+    cmd_line: str
+    owner: str
+    start_time: datetime
+    popen: subprocess.Popen
+    exited: threading.Event = field(default_factory=threading.Event)
+    exit_code: int | None = None
+    end_time: datetime | None = None
+    ended_at: float | None = None  # monotonic, for retention
+
+    def info(self):
+        process = vim.vm.guest.ProcessManager.ProcessInfo(
+            name=self.name, pid=self.pid, owner=self.owner, cmdLine=self.cmd_line, startTime=self.start_time)
+        if self.exited.is_set():
+            process.endTime = self.end_time
+            process.exitCode = self.exit_code
+        return process
+
+
+def _proc_stat(pid: int):
+    """(session id, start time in clock ticks since boot) of a live process, or None."""
+    try:
+        with open('/proc/%d/stat' % pid, encoding='utf-8', errors='replace') as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(')') + 2:].split()
+    if not fields or fields[0] == 'Z':
+        return None
+    return int(fields[3]), int(fields[19])
+
+
+def _boot_time() -> float:
+    try:
+        with open('/proc/stat', encoding='utf-8') as handle:
+            for line in handle:
+                if line.startswith('btime '):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return time.time()
+
+
+class GuestSystem:
+    """Files and processes of one VM's guest operating system."""
+
+    def __init__(self, vm, root: str, retention: float, allow_noexec_mount: bool = True):
+        self.vm = vm
+        self.root = root
+        self.tmp_root = os.path.join(root, 'tmp')
+        self.home_root = os.path.join(root, 'home')
+        self.retention = retention
+        self.lock = threading.RLock()
+        self.processes: dict[int, GuestProcess] = {}
+        self.user_tmp_dirs: dict[str, str] = {}
+        self._temp_number = random.randint(10, 5000)
+        self.noexec_mounted = False
+        self.noexec_emulated = False
+        os.makedirs(self.tmp_root, mode=0o755, exist_ok=True)
+        os.chmod(self.tmp_root, 0o1777)
+        for user in vm.users:
+            os.makedirs(self.home(user), mode=0o700, exist_ok=True)
+        if vm.noexec_tmp:
+            if self._already_noexec():
+                # Left over from a simulator that was killed: reuse it, release it on exit.
+                self.noexec_mounted = True
+            elif allow_noexec_mount and self._mount_noexec():
+                self.noexec_mounted = True
+            else:
+                self.noexec_emulated = True
+
+    # --- noexec temp root ----------------------------------------------------------------------
+    def _already_noexec(self) -> bool:
+        try:
+            with open('/proc/mounts', encoding='utf-8') as handle:
+                mounts = [line.split() for line in handle]
+        except OSError:
+            return False
+        return any(len(m) > 3 and m[1] == self.tmp_root and 'noexec' in m[3].split(',') for m in mounts)
+
+    def _mount_noexec(self) -> bool:
+        if os.geteuid() != 0 or not shutil.which('mount'):
+            return False
+        result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'noexec,nosuid,nodev,mode=1777', 'guestsim-noexec',
+                                 self.tmp_root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        return result.returncode == 0
+
+    def unmount(self):
+        if self.noexec_mounted:
+            result = subprocess.run(['umount', self.tmp_root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    check=False)
+            if result.returncode != 0:
+                subprocess.run(['umount', '-l', self.tmp_root], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, check=False)
+            self.noexec_mounted = False
+
+    def in_noexec_root(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return self.vm.noexec_tmp and (real == self.tmp_root or real.startswith(self.tmp_root + os.sep))
+
+    # --- users and environment -------------------------------------------------------------------
+    def home(self, user: str) -> str:
+        return os.path.join(self.home_root, user)
+
+    def environment(self, user: str) -> dict:
+        """The environment a program gets when envVariables is not set (the guest's default)."""
+        return {
+            'HOME': self.home(user),
+            'USER': user,
+            'LOGNAME': user,
+            'SHELL': '/bin/bash',
+            'PATH': DEFAULT_PATH,
+            'LANG': 'C.UTF-8',
+        }
+
+    # --- paths -----------------------------------------------------------------------------------
+    def resolve(self, path: str) -> str:
+        """Guest paths are this machine's paths; relative ones resolve against the agent's cwd, /."""
+        return os.path.normpath(os.path.join('/', path))
+
+    def writable(self, path: str) -> bool:
+        """Changes through the file API stay inside this VM's directory (a safety net, see README)."""
+        real = os.path.realpath(self.resolve(path))
+        return real == self.root or real.startswith(self.root + os.sep)
+
+    def require_writable(self, path: str):
+        if not self.writable(path):
+            raise faults.guest_permission_denied()
+
+    # --- temporary files ----------------------------------------------------------------------
+    def user_tmp_dir(self, user: str) -> str:
+        """The per-user default location, like File_GetSafeRandomTmpDir: <tmp>/vmware-<user>_<pid>-<n>."""
+        with self.lock:
+            path = self.user_tmp_dirs.get(user)
+            if path and os.path.isdir(path):
+                return path
+            while True:
+                path = os.path.join(self.tmp_root, 'vmware-%s_%d-%d' % (user, os.getpid(), random.randint(1, 4294967295)))
+                try:
+                    os.mkdir(path, 0o700)
+                    break
+                except FileExistsError:
+                    continue
+            self.user_tmp_dirs[user] = path
+            return path
+
+    def _next_temp_number(self, directory: bool) -> int:
+        with self.lock:
+            self._temp_number += random.randint(1, 64)
+            if (self._temp_number % 2 == 0) != directory:
+                self._temp_number += 1
+            return self._temp_number
+
+    def create_temporary(self, user: str, prefix: str, suffix: str, directory_path: str | None, directory: bool) -> str:
+        if directory_path:
+            base = self.resolve(directory_path)
+            if not os.path.exists(base):
+                raise faults.file_not_found(directory_path)
+            if not os.path.isdir(base):
+                raise faults.not_a_directory(directory_path)
+            self.require_writable(base)
+        else:
+            base = self.user_tmp_dir(user)
+        for _attempt in range(1000):
+            name = '%svmware%d%s' % (prefix or '', self._next_temp_number(directory), suffix or '')
+            path = os.path.join(base, name)
+            try:
+                if directory:
+                    os.mkdir(path, 0o700)
+                else:
+                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                return path
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise errno_fault(exc, path) from None
+        raise faults.system_error('vix error codes = (1, 0).')
+
+    # --- file operations ----------------------------------------------------------------------
+    def make_directory(self, directory_path: str, parents: bool):
+        path = self.resolve(directory_path)
+        if os.path.lexists(path):
+            raise faults.file_already_exists(directory_path)
+        self.require_writable(path)
+        try:
+            if parents:
+                os.makedirs(path, 0o755)
+            else:
+                os.mkdir(path, 0o755)
+        except OSError as exc:
+            raise errno_fault(exc, directory_path) from None
+
+    def delete_file(self, file_path: str):
+        path = self.resolve(file_path)
+        if not os.path.lexists(path):
+            raise faults.file_not_found(file_path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise faults.not_a_file(file_path)
+        self.require_writable(os.path.dirname(path))
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            raise errno_fault(exc, file_path) from None
+
+    def delete_directory(self, directory_path: str, recursive: bool):
+        path = self.resolve(directory_path)
+        if not os.path.lexists(path):
+            raise faults.file_not_found(directory_path)
+        if os.path.islink(path) or not os.path.isdir(path):
+            raise faults.not_a_directory(directory_path)
+        self.require_writable(path)
+        if path in (self.root, self.tmp_root, self.home_root):
+            raise faults.guest_permission_denied()
+        try:
+            if recursive:
+                shutil.rmtree(path)
+            else:
+                os.rmdir(path)
+        except OSError as exc:
+            raise errno_fault(exc, directory_path) from None
+
+    def move_file(self, src: str, dst: str, overwrite: bool):
+        src_path, dst_path = self.resolve(src), self.resolve(dst)
+        if not os.path.lexists(src_path):
+            raise faults.file_not_found(src)
+        if os.path.isdir(src_path) and not os.path.islink(src_path):
+            raise faults.not_a_file(src)
+        if os.path.lexists(dst_path):
+            if os.path.isdir(dst_path) and not os.path.islink(dst_path):
+                raise faults.not_a_file(dst)
+            if not overwrite:
+                raise faults.file_already_exists(dst)
+        self.require_writable(src_path)
+        self.require_writable(dst_path)
+        try:
+            os.replace(src_path, dst_path)
+        except OSError as exc:
+            raise errno_fault(exc, dst) from None
+
+    def move_directory(self, src: str, dst: str):
+        src_path, dst_path = self.resolve(src), self.resolve(dst)
+        if not os.path.lexists(src_path):
+            raise faults.file_not_found(src)
+        if os.path.islink(src_path) or not os.path.isdir(src_path):
+            raise faults.not_a_directory(src)
+        if os.path.lexists(dst_path):
+            raise faults.file_already_exists(dst)
+        self.require_writable(src_path)
+        self.require_writable(dst_path)
+        try:
+            os.rename(src_path, dst_path)
+        except OSError as exc:
+            raise errno_fault(exc, dst) from None
+
+    @staticmethod
+    def attributes_of(path: str, st: os.stat_result | None = None):
+        st = st or os.lstat(path)
+        attrs = vim.vm.guest.FileManager.PosixFileAttributes(
+            modificationTime=_utc_seconds(st.st_mtime),
+            accessTime=_utc_seconds(st.st_atime),
+            ownerId=st.st_uid,
+            groupId=st.st_gid,
+            permissions=st.st_mode,  # stat(2) format when reporting on existing files
+        )
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                attrs.symlinkTarget = os.readlink(path)
+            except OSError:
+                pass
+        return attrs
+
+    @staticmethod
+    def check_posix_attributes(attrs, argument: str):
+        """A Linux guest rejects Windows-only attributes (VIX_E_INVALID_ARG)."""
+        if isinstance(attrs, vim.vm.guest.FileManager.WindowsFileAttributes):
+            if attrs.hidden or attrs.readOnly:
+                raise faults.invalid_argument(argument)
+
+    @staticmethod
+    def apply_attributes(path: str, attrs, default_mode: int | None):
+        """Apply GuestFileAttributes (permissions in chmod(2) format, owner, group, times)."""
+        mode = default_mode
+        owner = group = None
+        mtime = atime = None
+        if attrs is not None:
+            mtime = attrs.modificationTime
+            atime = attrs.accessTime
+            if isinstance(attrs, vim.vm.guest.FileManager.PosixFileAttributes):
+                if attrs.permissions is not None:
+                    mode = attrs.permissions
+                owner, group = attrs.ownerId, attrs.groupId
+        if mode is not None:
+            os.chmod(path, stat.S_IMODE(mode))
+        if owner is not None or group is not None:
+            os.chown(path, -1 if owner is None else owner, -1 if group is None else group)
+        if mtime is not None or atime is not None:
+            st = os.stat(path)
+            os.utime(path, (atime.timestamp() if atime else st.st_atime, mtime.timestamp() if mtime else st.st_mtime))
+
+    def change_attributes(self, file_path: str, attrs):
+        path = self.resolve(file_path)
+        if not os.path.lexists(path):
+            raise faults.file_not_found(file_path)
+        self.check_posix_attributes(attrs, 'fileAttributes')
+        self.require_writable(path)
+        try:
+            self.apply_attributes(path, attrs, None)
+            self.strip_exec_if_emulated(path)
+        except OSError as exc:
+            raise errno_fault(exc, file_path) from None
+
+    def list_files(self, file_path: str, index: int | None, max_results: int | None, pattern: str | None):
+        path = self.resolve(file_path)
+        if pattern:
+            try:
+                matcher = re.compile(pattern)
+            except re.error:
+                raise faults.invalid_argument('matchPattern') from None
+        else:
+            matcher = None
+        if not os.path.lexists(path):
+            raise faults.file_not_found(file_path)
+        entries = []
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                names = ['.', '..'] + sorted(os.listdir(path))
+                for name in names:
+                    full = os.path.join(path, name)
+                    try:
+                        entries.append((name, os.lstat(full), full))
+                    except OSError:
+                        continue
+            else:
+                entries.append((file_path, os.lstat(path), path))
+        except OSError as exc:
+            raise errno_fault(exc, file_path) from None
+        if matcher is not None:
+            entries = [e for e in entries if matcher.search(e[0])]
+        start = max(index or 0, 0)
+        limit = DEFAULT_MAX_RESULTS if not max_results or max_results <= 0 else max_results
+        page = entries[start:start + limit]
+        files = []
+        for name, st, full in page:
+            if stat.S_ISLNK(st.st_mode):
+                kind = 'symlink'
+            elif stat.S_ISDIR(st.st_mode):
+                kind = 'directory'
+            else:
+                kind = 'file'
+            files.append(vim.vm.guest.FileManager.FileInfo(
+                path=name, type=kind, size=st.st_size, attributes=self.attributes_of(full, st)))
+        remaining = max(len(entries) - start - len(page), 0)
+        return vim.vm.guest.FileManager.ListFileInfo(files=files, remaining=remaining)
+
+    def check_upload_target(self, guest_path: str, attrs, overwrite: bool) -> str:
+        """The agent's checks in InitiateFileTransferToGuest; returns the real path."""
+        if not guest_path:
+            raise faults.invalid_argument('guestFilePath')
+        self.check_posix_attributes(attrs, 'fileAttributes')
+        path = self.resolve(guest_path)
+        if os.path.islink(path):
+            raise faults.invalid_argument('guestFilePath')
+        if os.path.exists(path):
+            if os.path.isdir(path):
+                raise faults.not_a_file(guest_path)
+            if not overwrite:
+                raise faults.file_already_exists(guest_path)
+            if not os.access(path, os.W_OK):
+                raise faults.cannot_access_file(guest_path)
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise faults.file_not_found(guest_path)
+        self.require_writable(path)
+        if not os.access(parent, os.W_OK):
+            raise faults.cannot_access_file(guest_path)
+        return path
+
+    def check_download_source(self, guest_path: str):
+        """The agent's checks in InitiateFileTransferFromGuest; returns (path, attributes, size)."""
+        if not guest_path:
+            raise faults.invalid_argument('guestFilePath')
+        path = self.resolve(guest_path)
+        if os.path.islink(path):
+            raise faults.invalid_argument('guestFilePath')
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise errno_fault(exc, guest_path) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise faults.not_a_file(guest_path)
+        if not os.access(path, os.R_OK):
+            raise faults.cannot_access_file(guest_path)
+        return path, self.attributes_of(path, st), st.st_size
+
+    # --- processes ---------------------------------------------------------------------------
+    def start_program(self, user: str, spec) -> int:
+        program = (spec.programPath or '').lstrip(' ')
+        if len(program) >= 2 and program[0] == '"' and program[-1] == '"':
+            program = program[1:-1]
+        if not program:
+            raise faults.file_not_found('<unspecified filename>')
+        path = self.resolve(program)
+        if not os.path.exists(path):
+            raise faults.file_not_found(program)
+        # Like the agent: exists, then access(X_OK). A directory passes and then fails in bash (exit 126).
+        executable = os.access(path, os.X_OK)
+        if executable and self.noexec_emulated and self.in_noexec_root(path):
+            executable = False
+        if not executable:
+            raise faults.guest_permission_denied()
+        work_dir = spec.workingDirectory or None
+        if work_dir is not None:
+            if not os.path.isdir(self.resolve(work_dir)):
+                raise faults.not_a_directory(work_dir)
+            cwd = self.resolve(work_dir)
+        else:
+            cwd = self.home(user)
+            os.makedirs(cwd, mode=0o700, exist_ok=True)
+        if spec.envVariables:
+            env = {}
+            for item in spec.envVariables:
+                name, sep, value = item.partition('=')
+                if sep:
+                    env[name] = value
+        else:
+            env = self.environment(user)
+        arguments = spec.arguments or ''
+        command = '"%s" %s' % (program, arguments)
+        try:
+            popen = subprocess.Popen(  # pylint: disable=consider-using-with
+                _bash() + [command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+        except OSError as exc:
+            LOG.warning('cannot start %s: %s', program, exc)
+            raise faults.system_error('vix error codes = (3020, 0).') from None
+        process = GuestProcess(pid=popen.pid, name=os.path.basename(program), cmd_line=command, owner=user,
+                               start_time=_utc_seconds(), popen=popen)
+        with self.lock:
+            self.processes[popen.pid] = process
+        threading.Thread(target=self._wait, args=(process,), name='guest-wait-%d' % popen.pid, daemon=True).start()
+        return popen.pid
+
+    @staticmethod
+    def _wait(process: GuestProcess):
+        code = process.popen.wait()
+        # The agent stores WEXITSTATUS(status) unconditionally, so a program killed by a signal
+        # (for example by TerminateProcessInGuest) is reported with exit code 0 on Linux.
+        process.exit_code = code if code >= 0 else 0
+        process.end_time = _utc_seconds()
+        process.ended_at = time.monotonic()
+        process.exited.set()
+
+    def expire(self):
+        """Forget exit codes older than the retention period (5 minutes on real guests)."""
+        now = time.monotonic()
+        with self.lock:
+            for pid in [p.pid for p in self.processes.values()
+                        if p.ended_at is not None and now - p.ended_at >= self.retention]:
+                del self.processes[pid]
+
+    def _descendants(self) -> dict:
+        """Live processes that belong to sessions of programs this guest started (pid -> start)."""
+        with self.lock:
+            sessions = {p.pid for p in self.processes.values()}
+        if not sessions:
+            return {}
+        found = {}
+        try:
+            pids = [int(name) for name in os.listdir('/proc') if name.isdigit()]
+        except OSError:
+            return {}
+        for pid in pids:
+            if pid in sessions:
+                continue
+            info = _proc_stat(pid)
+            if info and info[0] in sessions:
+                found[pid] = info[1]
+        return found
+
+    def _other_info(self, pid: int, start_ticks: int, owner: str):
+        try:
+            with open('/proc/%d/comm' % pid, encoding='utf-8', errors='replace') as handle:
+                name = handle.read().strip()
+            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+                cmd_line = handle.read().replace(b'\0', b' ').decode('utf-8', 'replace').strip()
+        except OSError:
+            return None
+        started = _boot_time() + start_ticks / os.sysconf('SC_CLK_TCK')
+        return vim.vm.guest.ProcessManager.ProcessInfo(
+            name=name, pid=pid, owner=owner, cmdLine=cmd_line or name, startTime=_utc_seconds(started))
+
+    def list_processes(self, user: str, pids) -> list:
+        self.expire()
+        with self.lock:
+            table = dict(self.processes)
+        others = self._descendants()
+        result = []
+        wanted = list(pids) if pids else list(table) + [p for p in others if p not in table]
+        for pid in wanted:
+            if pid in table:
+                result.append(table[pid].info())
+            elif pid in others:
+                info = self._other_info(pid, others[pid], user)
+                if info is not None:
+                    result.append(info)
+        return result
+
+    def terminate(self, pid: int):
+        self.expire()
+        with self.lock:
+            process = self.processes.get(pid)
+        if process is not None:
+            if process.exited.is_set():
+                raise faults.guest_process_not_found(pid)
+            try:
+                process.popen.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
+            if not process.exited.wait(TERMINATE_GRACE):
+                try:
+                    process.popen.send_signal(signal.SIGKILL)
+                except OSError:
+                    pass
+                process.exited.wait(KILL_WAIT)
+            return
+        if pid not in self._descendants():
+            raise faults.guest_process_not_found(pid)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            raise faults.guest_process_not_found(pid) from None
+        deadline = time.monotonic() + TERMINATE_GRACE
+        while time.monotonic() < deadline:
+            if _proc_stat(pid) is None:
+                return
+            time.sleep(0.05)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def running_processes(self) -> list:
+        with self.lock:
+            return list(self.processes.values())
+
+    def end_processes(self, grace: float = 2.0):
+        """End every process this guest started (whole sessions: SIGTERM, then SIGKILL)."""
+        with self.lock:
+            running = [p for p in self.processes.values() if not p.exited.is_set()]
+        for process in running:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        for process in running:
+            process.exited.wait(max(0.0, deadline - time.monotonic()))
+        for process in running:
+            if not process.exited.is_set():
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                process.exited.wait(1.0)
+
+    def shutdown(self, grace: float = 2.0):
+        """Simulator shutdown: end the processes, then release the noexec mount."""
+        self.end_processes(grace)
+        self.unmount()
+
+    def power_off(self):
+        """Powering the VM off ends its processes and forgets their exit codes; files stay."""
+        self.end_processes(grace=1.0)
+        with self.lock:
+            self.processes.clear()
+
+    def strip_exec_if_emulated(self, path: str):
+        """Emulated noexec: files in the temp root never keep execute bits (see README)."""
+        if self.noexec_emulated and self.in_noexec_root(path):
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            os.chmod(path, mode & ~0o111)

@@ -1,0 +1,534 @@
+"""The vCenter inventory: folders, datacenters, compute resources, hosts, resource pools and VMs.
+
+Each entity knows its moid, name, parent and children and builds its vSphere properties as real
+pyVmomi objects on demand, so values such as the guest state follow the simulated clock.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+
+import yaml
+from pyVmomi import vim
+
+UUID_NAMESPACE = uuid.UUID('6c1b8e64-0f0e-4c4f-9a43-7a7d0f3e2b10')
+DEFAULT_GUEST_USERS = {'root': 'guestpass'}
+# How long a "slow boot" VM needs after power-on until guest operations work.
+DEFAULT_READY_DELAY = 8.0
+
+LINUX_GUEST = {
+    'guest_id': 'otherLinux64Guest',
+    'guest_full_name': 'Other Linux (64-bit)',
+    'guest_family': 'linuxGuest',
+}
+
+
+def _uuid_for(kind: str, key: str, first: str) -> str:
+    value = str(uuid.uuid5(UUID_NAMESPACE, '%s:%s' % (kind, key)))
+    return first + value[2:]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class Entity:
+    """A managed entity of the inventory tree."""
+
+    vim_type = vim.ManagedEntity
+
+    def __init__(self, moid: str, name: str, parent: Entity | None = None):
+        self.moid = moid
+        self.name = name
+        self.parent = parent
+
+    def ref(self):
+        return self.vim_type(self.moid)
+
+    def children(self) -> list:
+        """Direct children for FindChild, inventory paths and container views."""
+        return []
+
+    def properties(self) -> dict:
+        """Property name -> value (pyVmomi objects); missing names fall back to defaults."""
+        return {
+            'name': self.name,
+            'parent': self.parent.ref() if self.parent else None,
+            'overallStatus': 'green',
+            'configStatus': 'green',
+            'alarmActionsEnabled': True,
+            'effectiveRole': [-1],
+        }
+
+    def __repr__(self):
+        return '<%s %s %s>' % (type(self).__name__, self.moid, self.name)
+
+
+class Folder(Entity):
+    vim_type = vim.Folder
+
+    def __init__(self, moid, name, parent=None, child_type=()):
+        super().__init__(moid, name, parent)
+        self.child_type = list(child_type)
+        self.child_entities: list[Entity] = []
+
+    def add(self, entity: Entity) -> Entity:
+        entity.parent = self
+        self.child_entities.append(entity)
+        return entity
+
+    def children(self):
+        return list(self.child_entities)
+
+    def properties(self):
+        props = super().properties()
+        props['childEntity'] = [e.ref() for e in self.child_entities]
+        props['childType'] = list(self.child_type)
+        return props
+
+
+class Datacenter(Entity):
+    vim_type = vim.Datacenter
+
+    def __init__(self, moid, name, folders):
+        super().__init__(moid, name)
+        self.vm_folder, self.host_folder, self.datastore_folder, self.network_folder = folders
+        for folder in folders:
+            folder.parent = self
+
+    def children(self):
+        return [self.vm_folder, self.host_folder, self.datastore_folder, self.network_folder]
+
+    def properties(self):
+        props = super().properties()
+        props.update({
+            'vmFolder': self.vm_folder.ref(),
+            'hostFolder': self.host_folder.ref(),
+            'datastoreFolder': self.datastore_folder.ref(),
+            'networkFolder': self.network_folder.ref(),
+        })
+        return props
+
+
+class ResourcePool(Entity):
+    vim_type = vim.ResourcePool
+
+    def __init__(self, moid, name, parent=None, owner=None):
+        super().__init__(moid, name, parent)
+        self.owner = owner
+        self.pools: list[ResourcePool] = []
+        self.vms: list[VirtualMachine] = []
+
+    def children(self):
+        return list(self.pools) + list(self.vms)
+
+    def properties(self):
+        props = super().properties()
+        props.update({
+            'owner': self.owner.ref() if self.owner else None,
+            'resourcePool': [p.ref() for p in self.pools],
+            'vm': [v.ref() for v in self.vms],
+        })
+        return props
+
+
+class HostSystem(Entity):
+    vim_type = vim.HostSystem
+
+    def __init__(self, moid, name, parent=None):
+        super().__init__(moid, name, parent)
+        self.vms: list[VirtualMachine] = []
+        self.hardware_uuid = _uuid_for('host', name, '4c')
+        self.boot_time = _now()
+
+    def children(self):
+        return []
+
+    def properties(self):
+        props = super().properties()
+        runtime = vim.host.RuntimeInfo(connectionState='connected', powerState='poweredOn',
+                                       inMaintenanceMode=False, bootTime=self.boot_time)
+        props.update({
+            'vm': [v.ref() for v in self.vms],
+            'runtime': runtime,
+            'summary': vim.host.Summary(
+                host=self.ref(),
+                runtime=runtime,
+                hardware=vim.host.Summary.HardwareSummary(
+                    vendor='VMware, Inc. (simulated)', model='guestsim', uuid=self.hardware_uuid,
+                    memorySize=4 * 1024 ** 3, cpuModel='simulated', cpuMhz=2000, numCpuPkgs=1,
+                    numCpuCores=2, numCpuThreads=2, numNics=1, numHBAs=0),
+                config=vim.host.Summary.ConfigSummary(name=self.name, port=443, vmotionEnabled=False,
+                                                      faultToleranceEnabled=False, product=None),
+                quickStats=vim.host.Summary.QuickStats(),
+                overallStatus='green',
+                rebootRequired=False),
+        })
+        return props
+
+
+class ComputeResource(Entity):
+    vim_type = vim.ComputeResource
+
+    def __init__(self, moid, name, parent=None):
+        super().__init__(moid, name, parent)
+        self.hosts: list[HostSystem] = []
+        self.resource_pool: ResourcePool | None = None
+
+    def children(self):
+        return list(self.hosts) + ([self.resource_pool] if self.resource_pool else [])
+
+    def properties(self):
+        props = super().properties()
+        props.update({
+            'host': [h.ref() for h in self.hosts],
+            'resourcePool': self.resource_pool.ref() if self.resource_pool else None,
+        })
+        return props
+
+
+class ClusterComputeResource(ComputeResource):
+    vim_type = vim.ClusterComputeResource
+
+
+class VirtualMachine(Entity):
+    """A VM with the runtime and guest state that guest operations depend on."""
+
+    vim_type = vim.VirtualMachine
+
+    def __init__(self, moid, name, host: HostSystem, pool: ResourcePool, **options):
+        super().__init__(moid, name)
+        self.host = host
+        self.pool = pool
+        self.datacenter: Datacenter | None = None
+        self.uuid = options.get('uuid') or _uuid_for('bios', moid, '42')
+        self.instance_uuid = options.get('instance_uuid') or _uuid_for('instance', moid, '50')
+        self.guest_id = options.get('guest_id', LINUX_GUEST['guest_id'])
+        self.guest_full_name = options.get('guest_full_name', LINUX_GUEST['guest_full_name'])
+        self.guest_family = options.get('guest_family', LINUX_GUEST['guest_family'])
+        self.power_state = options.get('power_state', 'poweredOn')
+        # running | not_running | not_installed
+        self.tools = options.get('tools', 'running')
+        self.ready_delay = float(options.get('ready_delay', 0) or 0)
+        self.noexec_tmp = bool(options.get('noexec_tmp', False))
+        self.users = dict(options.get('users') or DEFAULT_GUEST_USERS)
+        self.ip_address = options.get('ip_address', '')
+        self.host_name = options.get('host_name') or name.lower().replace('_', '-')
+        self.powered_on_at = time.monotonic() if self.power_state == 'poweredOn' else None
+        self.boot_time = _now() if self.power_state == 'poweredOn' else None
+        self.created = _now()
+
+    # --- power and agent state -------------------------------------------------------------
+    def power_on(self):
+        self.power_state = 'poweredOn'
+        self.powered_on_at = time.monotonic()
+        self.boot_time = _now()
+
+    def power_off(self):
+        self.power_state = 'poweredOff'
+        self.powered_on_at = None
+        self.boot_time = None
+
+    def _uptime(self) -> float:
+        if self.powered_on_at is None:
+            return -1.0
+        return time.monotonic() - self.powered_on_at
+
+    def tools_running(self) -> bool:
+        """VMware Tools' service is up (a slow-boot VM starts it halfway through its boot)."""
+        if self.power_state != 'poweredOn' or self.tools != 'running':
+            return False
+        return self._uptime() >= self.ready_delay / 2.0
+
+    def agent_ready(self) -> bool:
+        """guest.guestOperationsReady: the guest operations agent answers requests."""
+        return self.tools_running() and self._uptime() >= self.ready_delay
+
+    def seconds_until_ready(self) -> float:
+        if self.power_state != 'poweredOn' or self.tools != 'running':
+            return -1.0
+        return max(0.0, self.ready_delay - self._uptime())
+
+    # --- properties --------------------------------------------------------------------------
+    def guest_info(self):
+        running = self.tools_running()
+        ready = self.agent_ready()
+        if self.tools == 'not_installed':
+            tools_status, version_status = 'toolsNotInstalled', 'guestToolsNotInstalled'
+        else:
+            tools_status = 'toolsOk' if running else 'toolsNotRunning'
+            version_status = 'guestToolsCurrent'
+        info = vim.vm.GuestInfo(
+            toolsStatus=tools_status,
+            toolsVersionStatus='guestToolsCurrent' if self.tools != 'not_installed' else 'guestToolsNotInstalled',
+            toolsVersionStatus2=version_status,
+            toolsRunningStatus='guestToolsRunning' if running else 'guestToolsNotRunning',
+            toolsVersion='12389' if self.tools != 'not_installed' else '0',
+            toolsInstallType='guestToolsTypeOpenVMTools' if self.tools != 'not_installed' else None,
+            guestState='running' if running else 'notRunning',
+            guestOperationsReady=ready,
+            interactiveGuestOperationsReady=False,
+            guestStateChangeSupported=running,
+        )
+        if running:
+            info.guestId = self.guest_id
+            info.guestFamily = self.guest_family
+            info.guestFullName = self.guest_full_name
+            info.hostName = self.host_name
+            if self.ip_address:
+                info.ipAddress = self.ip_address
+        return info
+
+    def config_info(self):
+        return vim.vm.ConfigInfo(
+            changeVersion=self.created.isoformat(),
+            modified=self.created,
+            name=self.name,
+            guestFullName=self.guest_full_name,
+            version='vmx-21',
+            uuid=self.uuid,
+            instanceUuid=self.instance_uuid,
+            template=False,
+            guestId=self.guest_id,
+            alternateGuestName='',
+            files=vim.vm.FileInfo(vmPathName='[LocalDS_0] %s/%s.vmx' % (self.name, self.name)),
+            flags=vim.vm.FlagInfo(),
+            defaultPowerOps=vim.vm.DefaultPowerOpInfo(),
+            hardware=vim.vm.VirtualHardware(numCPU=1, memoryMB=1024),
+        )
+
+    def runtime_info(self):
+        return vim.vm.RuntimeInfo(
+            connectionState='connected',
+            powerState=self.power_state,
+            host=self.host.ref(),
+            bootTime=self.boot_time,
+            faultToleranceState='notConfigured',
+            toolsInstallerMounted=False,
+            numMksConnections=0,
+            recordReplayState='inactive',
+            onlineStandby=False,
+            consolidationNeeded=False,
+        )
+
+    def properties(self):
+        props = super().properties()
+        guest = self.guest_info()
+        runtime = self.runtime_info()
+        heartbeat = 'green' if self.tools_running() else 'gray'
+        props.update({
+            'config': self.config_info(),
+            'runtime': runtime,
+            'guest': guest,
+            'guestHeartbeatStatus': heartbeat,
+            'resourcePool': self.pool.ref(),
+            'summary': vim.vm.Summary(
+                vm=self.ref(),
+                runtime=runtime,
+                guest=vim.vm.Summary.GuestSummary(
+                    guestId=guest.guestId, guestFullName=guest.guestFullName,
+                    toolsStatus=guest.toolsStatus, toolsVersionStatus=guest.toolsVersionStatus,
+                    toolsVersionStatus2=guest.toolsVersionStatus2, toolsRunningStatus=guest.toolsRunningStatus,
+                    hostName=guest.hostName, ipAddress=guest.ipAddress),
+                config=vim.vm.Summary.ConfigSummary(
+                    name=self.name, template=False, vmPathName='[LocalDS_0] %s/%s.vmx' % (self.name, self.name),
+                    memorySizeMB=1024, numCpu=1, uuid=self.uuid, instanceUuid=self.instance_uuid,
+                    guestId=self.guest_id, guestFullName=self.guest_full_name),
+                quickStats=vim.vm.Summary.QuickStats(guestHeartbeatStatus=heartbeat),
+                overallStatus='green'),
+        })
+        return props
+
+
+class Inventory:
+    """The entity tree plus indexes by moid and type."""
+
+    def __init__(self):
+        self._counter = 0
+        self.root = Folder('group-d1', 'Datacenters', None, ('Folder', 'Datacenter'))
+        self.by_moid: dict[str, Entity] = {self.root.moid: self.root}
+        self._counter = 1
+
+    # --- building --------------------------------------------------------------------------
+    def _next(self, prefix: str) -> str:
+        self._counter += 1
+        return '%s%d' % (prefix, self._counter)
+
+    def _register(self, entity):
+        self.by_moid[entity.moid] = entity
+        return entity
+
+    def add_datacenter(self, name: str) -> Datacenter:
+        moid = self._next('datacenter-')
+        folders = (
+            Folder(self._next('group-v'), 'vm', None, ('Folder', 'VirtualMachine', 'VirtualApp')),
+            Folder(self._next('group-h'), 'host', None, ('Folder', 'ComputeResource')),
+            Folder(self._next('group-s'), 'datastore', None, ('Folder', 'Datastore', 'StoragePod')),
+            Folder(self._next('group-n'), 'network', None, ('Folder', 'Network', 'DistributedVirtualSwitch')),
+        )
+        datacenter = Datacenter(moid, name, folders)
+        for folder in folders:
+            self._register(folder)
+        self.root.add(self._register(datacenter))
+        return datacenter
+
+    def datacenter(self, name: str) -> Datacenter:
+        for entity in self.root.child_entities:
+            if isinstance(entity, Datacenter) and entity.name == name:
+                return entity
+        raise KeyError('no datacenter %r' % name)
+
+    def add_vm_folder(self, datacenter: Datacenter, path: str) -> Folder:
+        """Return the vm subfolder at ``path`` ("F0" or "a/b"), creating missing levels."""
+        folder = datacenter.vm_folder
+        for part in [p for p in path.split('/') if p]:
+            found = next((c for c in folder.child_entities if isinstance(c, Folder) and c.name == part), None)
+            if found is None:
+                found = folder.add(self._register(
+                    Folder(self._next('group-v'), part, None, ('Folder', 'VirtualMachine', 'VirtualApp'))))
+            folder = found
+        return folder
+
+    def _add_pool(self, owner: ComputeResource) -> ResourcePool:
+        pool = self._register(ResourcePool(self._next('resgroup-'), 'Resources', owner, owner))
+        owner.resource_pool = pool
+        return pool
+
+    def add_standalone_host(self, datacenter: Datacenter, name: str) -> HostSystem:
+        compute = datacenter.host_folder.add(self._register(ComputeResource(self._next('domain-s'), name)))
+        host = self._register(HostSystem(self._next('host-'), name, compute))
+        compute.hosts.append(host)
+        self._add_pool(compute)
+        return host
+
+    def add_cluster(self, datacenter: Datacenter, name: str, host_names) -> ClusterComputeResource:
+        cluster = datacenter.host_folder.add(self._register(ClusterComputeResource(self._next('domain-c'), name)))
+        for host_name in host_names:
+            cluster.hosts.append(self._register(HostSystem(self._next('host-'), host_name, cluster)))
+        self._add_pool(cluster)
+        return cluster
+
+    def find(self, kind, name: str):
+        for entity in self.by_moid.values():
+            if isinstance(entity, kind) and entity.name == name:
+                return entity
+        return None
+
+    def add_vm(self, datacenter: Datacenter, name: str, folder: str = '', host: str = '', cluster: str = '',
+               **options) -> VirtualMachine:
+        if cluster:
+            compute = self.find(ClusterComputeResource, cluster)
+            if compute is None:
+                raise KeyError('no cluster %r' % cluster)
+            # Spread cluster VMs over the cluster's hosts like DRS would.
+            placed = host and next((h for h in compute.hosts if h.name == host), None)
+            target_host = placed or min(compute.hosts, key=lambda h: len(h.vms))
+        else:
+            target_host = self.find(HostSystem, host) if host else None
+            if target_host is None:
+                target_host = next((e for e in self.by_moid.values() if isinstance(e, HostSystem)
+                                    and self.datacenter_of(e) is datacenter), None)
+            if target_host is None:
+                raise KeyError('no host for VM %r' % name)
+            compute = target_host.parent
+        pool = compute.resource_pool
+        vm = self._register(VirtualMachine(self._next('vm-'), name, target_host, pool, **options))
+        self.add_vm_folder(datacenter, folder).add(vm)
+        vm.datacenter = datacenter
+        target_host.vms.append(vm)
+        pool.vms.append(vm)
+        return vm
+
+    # --- queries -----------------------------------------------------------------------------
+    def get(self, ref) -> Entity | None:
+        entity = self.by_moid.get(ref._moId)  # pylint: disable=protected-access
+        if entity is None or not isinstance(entity.ref(), type(ref)):
+            return None
+        return entity
+
+    def vms(self) -> list:
+        return [e for e in self.by_moid.values() if isinstance(e, VirtualMachine)]
+
+    def vm_named(self, name: str) -> VirtualMachine | None:
+        return next((vm for vm in self.vms() if vm.name == name), None)
+
+    @staticmethod
+    def datacenter_of(entity: Entity) -> Datacenter | None:
+        node = entity
+        while node is not None and not isinstance(node, Datacenter):
+            node = node.parent
+        return node
+
+    @staticmethod
+    def inventory_path(entity: Entity) -> str:
+        parts = []
+        node = entity
+        while node is not None and node.parent is not None:
+            parts.append(node.name)
+            node = node.parent
+        return '/'.join(reversed(parts))
+
+
+def default_inventory() -> Inventory:
+    """vcsim's default VPX model plus the VMs for the hard cases."""
+    inv = Inventory()
+    dc0 = inv.add_datacenter('DC0')
+    inv.add_standalone_host(dc0, 'DC0_H0')
+    inv.add_cluster(dc0, 'DC0_C0', ['DC0_C0_H0', 'DC0_C0_H1', 'DC0_C0_H2'])
+    inv.add_vm(dc0, 'DC0_H0_VM0', host='DC0_H0', ip_address='10.0.0.10')
+    inv.add_vm(dc0, 'DC0_H0_VM1', host='DC0_H0', ip_address='10.0.0.11')
+    inv.add_vm(dc0, 'DC0_C0_RP0_VM0', cluster='DC0_C0', ip_address='10.0.0.20')
+    inv.add_vm(dc0, 'DC0_C0_RP0_VM1', cluster='DC0_C0', ip_address='10.0.0.21')
+    inv.add_vm(dc0, 'DC0_H0_VM_OFF', host='DC0_H0', power_state='poweredOff', ip_address='10.0.0.30')
+    inv.add_vm(dc0, 'DC0_H0_VM_NOTOOLS', host='DC0_H0', tools='not_running')
+    inv.add_vm(dc0, 'DC0_H0_VM_SLOWBOOT', host='DC0_H0', ready_delay=DEFAULT_READY_DELAY, ip_address='10.0.0.32')
+    inv.add_vm(dc0, 'DC0_H0_VM_NOEXEC', host='DC0_H0', noexec_tmp=True, ip_address='10.0.0.33')
+    inv.add_vm(dc0, 'DUP_VM', folder='F0', host='DC0_H0', ip_address='10.0.0.40')
+    inv.add_vm(dc0, 'DUP_VM', folder='F1', host='DC0_H0', ip_address='10.0.0.41')
+    return inv
+
+
+VM_OPTION_KEYS = ('uuid', 'instance_uuid', 'guest_id', 'guest_full_name', 'guest_family', 'power_state', 'tools',
+                  'ready_delay', 'noexec_tmp', 'users', 'ip_address', 'host_name')
+
+
+class InventoryError(ValueError):
+    """The inventory file is not valid."""
+
+
+def load_inventory(path: str) -> Inventory:
+    """Build the inventory from a YAML file (see README: ``replace`` or extend the default)."""
+    with open(path, encoding='utf-8') as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise InventoryError('%s: the top level must be a mapping' % path)
+    inv = Inventory() if data.get('replace') else default_inventory()
+    for dc_spec in data.get('datacenters') or []:
+        try:
+            datacenter = inv.datacenter(dc_spec['name'])
+        except KeyError:
+            datacenter = inv.add_datacenter(dc_spec['name'])
+        for folder in dc_spec.get('folders') or []:
+            inv.add_vm_folder(datacenter, folder)
+        for host in dc_spec.get('hosts') or []:
+            inv.add_standalone_host(datacenter, host)
+        for cluster in dc_spec.get('clusters') or []:
+            inv.add_cluster(datacenter, cluster['name'], cluster.get('hosts') or ['%s_H0' % cluster['name']])
+    for vm_spec in data.get('vms') or []:
+        if 'name' not in vm_spec:
+            raise InventoryError('%s: every VM needs a name' % path)
+        unknown = set(vm_spec) - set(VM_OPTION_KEYS) - {'name', 'datacenter', 'folder', 'host', 'cluster'}
+        if unknown:
+            raise InventoryError('%s: unknown keys for VM %s: %s' % (path, vm_spec['name'], ', '.join(sorted(unknown))))
+        try:
+            datacenter = inv.datacenter(vm_spec.get('datacenter', 'DC0'))
+            options = {k: vm_spec[k] for k in VM_OPTION_KEYS if k in vm_spec}
+            if options.get('tools') not in (None, 'running', 'not_running', 'not_installed'):
+                raise InventoryError('%s: tools must be running, not_running or not_installed' % path)
+            inv.add_vm(datacenter, vm_spec['name'], folder=vm_spec.get('folder', ''), host=vm_spec.get('host', ''),
+                       cluster=vm_spec.get('cluster', ''), **options)
+        except KeyError as exc:
+            raise InventoryError('%s: VM %s: %s' % (path, vm_spec['name'], exc)) from None
+    return inv

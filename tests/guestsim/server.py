@@ -1,0 +1,503 @@
+"""HTTPS front end: ``/sdk`` (SOAP), ``/guestFile`` (transfers) and the ``/guestsim/*`` test endpoints."""
+
+from __future__ import annotations
+
+import atexit
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from . import soap
+from .faultrules import FaultRule, RuleError
+from .inventory import default_inventory, load_inventory
+from .service import DEFAULT_RETENTION, DEFAULT_USERS, Service
+from .sessions import set_cookie_header
+from .tls import Certificates
+from .transfers import TicketError
+
+LOG = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+# ESXi sends downloads of this many bytes or more without a Content-Length header (see README).
+DEFAULT_CONTENT_LENGTH_LIMIT = 2400
+
+
+class _AbortTransfer(Exception):
+    """Raised to drop a connection in the middle of a transfer (fault injection)."""
+
+
+class SimulatorHTTPServer(ThreadingHTTPServer):
+    """Threaded HTTPS server; the TLS handshake runs in the connection's own thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address, handler, ssl_context, simulator):
+        if ':' in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+        self.ssl_context = ssl_context
+        self.simulator = simulator
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        # Headers and body go out in separate writes; without this, Nagle plus delayed ACKs cost ~40 ms a call.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def handle_error(self, request, client_address):
+        LOG.debug('connection from %s ended with an error', client_address, exc_info=True)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes requests to the service, the transfer code or the test endpoints."""
+
+    protocol_version = 'HTTP/1.1'
+    server_version = 'guestsim'
+    sys_version = ''
+    timeout = 600
+
+    @property
+    def simulator(self) -> Simulator:
+        return self.server.simulator
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        LOG.info('%s %s', self.address_string(), format % args)
+
+    def handle_one_request(self):
+        try:
+            super().handle_one_request()
+        except (ssl.SSLError, ConnectionError, socket.timeout, _AbortTransfer):
+            self.close_connection = True
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes = b'', content_type: str = 'text/plain; charset=utf-8', headers=None):
+        self.send_response(status)
+        self.send_header('Content-Type', content_type)
+        self.send_header('Content-Length', str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header('Connection', 'close')
+        self.end_headers()
+        if self.command != 'HEAD' and body:
+            self.wfile.write(body)
+
+    def _json(self, status: int, data):
+        self._send(status, json.dumps(data, indent=1, sort_keys=True).encode(), 'application/json')
+
+    def _read_body(self, limit: int = 64 * 1024 * 1024) -> bytes | None:
+        if 'chunked' in self.headers.get('Transfer-Encoding', '').lower():
+            chunks = []
+            total = 0
+            while True:
+                size = int(self.rfile.readline().split(b';')[0].strip() or b'0', 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b'\r\n', b'\n', b''):
+                        pass
+                    break
+                total += size
+                if total > limit:
+                    return None
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b''.join(chunks)
+        length = int(self.headers.get('Content-Length') or 0)
+        if length > limit:
+            return None
+        return self.rfile.read(length) if length else b''
+
+    def _route(self):
+        parsed = urllib.parse.urlsplit(self.path)
+        return parsed.path, urllib.parse.parse_qs(parsed.query)
+
+    def _loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.client_address[0].split('%')[0]).is_loopback
+        except ValueError:
+            return False
+
+    # --- verbs ------------------------------------------------------------------------------------
+    def do_GET(self):  # noqa: N802 (http.server naming)
+        path, query = self._route()
+        if path == '/sdk/vimServiceVersions.xml':
+            self._send(200, soap.service_versions_xml(), 'text/xml; charset=utf-8')
+        elif path == '/guestFile':
+            self._download(query)
+        elif path.startswith('/guestsim/'):
+            self._control('GET', path)
+        else:
+            self._send(404, b'Not Found')
+
+    def do_POST(self):  # noqa: N802 (http.server naming)
+        path, _query = self._route()
+        if path == '/sdk':
+            self._soap()
+        elif path.startswith('/guestsim/'):
+            self._control('POST', path)
+        else:
+            self._read_body()
+            self._send(404, b'Not Found')
+
+    def do_PUT(self):  # noqa: N802 (http.server naming)
+        path, query = self._route()
+        if path == '/guestFile':
+            self._upload(query)
+        else:
+            self._discard_body()
+            self._send(404, b'Not Found')
+
+    def do_DELETE(self):  # noqa: N802 (http.server naming)
+        path, _query = self._route()
+        if path.startswith('/guestsim/'):
+            self._control('DELETE', path)
+        else:
+            self._send(404, b'Not Found')
+
+    # --- SOAP -------------------------------------------------------------------------------------
+    def _soap(self):
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True
+            self._send(413, b'Request Entity Too Large')
+            return
+        status, payload, new_cookie = self.simulator.service.handle_soap(
+            body, self.headers.get('SOAPAction'), self.headers.get('Cookie'), self.client_address[0],
+            self.headers.get('User-Agent', ''))
+        headers = {'Cache-Control': 'no-cache'}
+        if new_cookie:
+            headers['Set-Cookie'] = set_cookie_header(new_cookie)
+        self._send(status, payload, 'text/xml; charset=utf-8', headers)
+
+    # --- transfers --------------------------------------------------------------------------------
+    def _claim(self, query, direction):
+        ticket_id = (query.get('id') or [''])[0]
+        token = (query.get('token') or [''])[0]
+        return self.simulator.service.transfers.claim(ticket_id, token, direction)
+
+    def _abort(self):
+        """Drop the connection without finishing the response (a broken transfer)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        raise _AbortTransfer()
+
+    def _discard_body(self, limit: int = CHUNK):
+        """Read a small unwanted request body so the client sees the answer; drop big ones."""
+        try:
+            length = int(self.headers.get('Content-Length') or -1)
+        except ValueError:
+            length = -1
+        if 0 <= length <= limit:
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
+
+    def _upload(self, query):
+        service = self.simulator.service
+        try:
+            ticket = self._claim(query, 'to')
+        except TicketError as exc:
+            self._discard_body()
+            self._send(exc.status, exc.reason.encode())
+            return
+        success = False
+        try:
+            success = self._receive(ticket)
+        finally:
+            service.transfers.release(ticket, success)
+
+    def _receive(self, ticket) -> bool:
+        length_header = self.headers.get('Content-Length')
+        if length_header is None:
+            self.close_connection = True
+            self._send(411, b'Length Required')
+            return False
+        length = int(length_header)
+        if length == 0 and not self.simulator.accept_empty_upload:
+            # Observed on ESXi: an empty PUT fails with HTTP 500.
+            self._send(500, b'Internal Server Error')
+            return False
+        if length != ticket.size:
+            self._discard_body()
+            self._send(500, b'Internal Server Error')
+            return False
+        existed = os.path.exists(ticket.path)
+        try:
+            fd = os.open(ticket.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError:
+            self.close_connection = True
+            self._send(500, b'Internal Server Error')
+            return False
+        remaining = length
+        written = 0
+        limit = ticket.break_after
+        with os.fdopen(fd, 'wb', buffering=0) as out:
+            while remaining > 0:
+                chunk = self.rfile.read(min(CHUNK, remaining))
+                if not chunk:
+                    self.close_connection = True
+                    return False
+                if limit is not None and written + len(chunk) >= limit:
+                    out.write(chunk[:max(limit - written, 0)])
+                    ticket.break_after = None  # break once; a retry of the same URL works
+                    self._abort()
+                out.write(chunk)
+                written += len(chunk)
+                remaining -= len(chunk)
+        guest = ticket.guest
+        try:
+            guest.apply_attributes(ticket.path, ticket.attributes, None if existed else 0o644)
+            guest.strip_exec_if_emulated(ticket.path)
+        except OSError:
+            self._send(500, b'Internal Server Error')
+            return False
+        self._send(200, b'')
+        return True
+
+    def _download(self, query):
+        service = self.simulator.service
+        try:
+            ticket = self._claim(query, 'from')
+        except TicketError as exc:
+            self._send(exc.status, exc.reason.encode())
+            return
+        success = False
+        try:
+            success = self._send_file(ticket)
+        finally:
+            service.transfers.release(ticket, success)
+
+    def _send_file(self, ticket) -> bool:
+        try:
+            handle = open(ticket.path, 'rb')  # pylint: disable=consider-using-with
+        except OSError:
+            self._send(500, b'Internal Server Error')
+            return False
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            limit = self.simulator.content_length_limit
+            chunked = limit is not None and limit >= 0 and size >= limit
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/octet-stream')
+            if chunked:
+                self.send_header('Transfer-Encoding', 'chunked')
+            else:
+                self.send_header('Content-Length', str(size))
+            self.end_headers()
+            sent = 0
+            stop = ticket.break_after
+            while True:
+                data = handle.read(CHUNK)
+                if not data:
+                    break
+                if stop is not None and sent + len(data) >= stop:
+                    data = data[:max(stop - sent, 0)]
+                    self._write(data, chunked)
+                    ticket.break_after = None  # break once; a retry of the same URL works
+                    self._abort()
+                self._write(data, chunked)
+                sent += len(data)
+            if chunked:
+                self.wfile.write(b'0\r\n\r\n')
+        return True
+
+    def _write(self, data: bytes, chunked: bool):
+        if not data:
+            return
+        if chunked:
+            self.wfile.write(b'%x\r\n' % len(data) + data + b'\r\n')
+        else:
+            self.wfile.write(data)
+
+    # --- test endpoints -----------------------------------------------------------------------------
+    def _control(self, verb: str, path: str):
+        body = self._read_body() if verb in ('POST', 'DELETE') else b''
+        if not self._loopback():
+            self._send(403, b'Forbidden')
+            return
+        service = self.simulator.service
+        parts = [p for p in path.split('/') if p][1:]
+        if verb == 'GET' and parts == ['state']:
+            self._json(200, service.state())
+        elif verb == 'POST' and parts == ['reset']:
+            service.reset()
+            self._json(200, {'reset': True})
+        elif parts == ['faults']:
+            self._faults(verb, body)
+        elif verb == 'POST' and len(parts) == 3 and parts[0] == 'vms' and parts[2] in ('power-on', 'power-off'):
+            name = urllib.parse.unquote(parts[1])
+            machines = service.power(name, parts[2] == 'power-on')
+            if not machines:
+                self._json(404, {'error': 'no VM named %s' % name})
+            else:
+                self._json(200, {'vms': [{'name': vm.name, 'moid': vm.moid, 'power_state': vm.power_state}
+                                         for vm in machines]})
+        else:
+            self._json(404, {'error': 'unknown endpoint %s %s' % (verb, path)})
+
+    def _faults(self, verb: str, body: bytes):
+        rules = self.simulator.service.rules
+        if verb == 'GET':
+            self._json(200, {'rules': rules.snapshot()})
+        elif verb == 'DELETE':
+            rules.clear()
+            self._json(200, {'rules': []})
+        else:
+            try:
+                data = json.loads(body or b'{}')
+                items = data if isinstance(data, list) else [data]
+                parsed = [FaultRule.from_json(item) for item in items]
+            except (ValueError, TypeError, RuleError) as exc:
+                self._json(400, {'error': str(exc)})
+                return
+            for rule in parsed:
+                rules.add(rule)
+            self._json(201, {'rules': rules.snapshot()})
+
+
+class Simulator:
+    """The whole simulator: state directory, TLS, service and HTTPS server."""
+
+    def __init__(self, host: str = '127.0.0.1', port: int = 8989, state_dir: str | None = None,
+                 inventory_file: str | None = None, inventory=None, retention: float = DEFAULT_RETENTION,
+                 transfer_ttl: float | None = None, session_timeout: float | None = None, users=None,
+                 content_length_limit: int | None = DEFAULT_CONTENT_LENGTH_LIMIT, accept_empty_upload: bool = False,
+                 allow_noexec_mount: bool = True):
+        self.host = host
+        self.requested_port = port
+        self._own_state_dir = state_dir is None
+        self.state_dir = os.path.abspath(state_dir or tempfile.mkdtemp(prefix='guestsim-'))
+        os.makedirs(self.state_dir, exist_ok=True)
+        if inventory is None:
+            inventory = load_inventory(inventory_file) if inventory_file else default_inventory()
+        self.users = dict(users or DEFAULT_USERS)
+        self.service = Service(self.state_dir, inventory, users=self.users, retention=retention,
+                               transfer_ttl=transfer_ttl, session_timeout=session_timeout,
+                               allow_noexec_mount=allow_noexec_mount)
+        self.content_length_limit = content_length_limit
+        self.accept_empty_upload = accept_empty_upload
+        self.certificates = Certificates(self.state_dir, hosts=(host,))
+        self.httpd: SimulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    @property
+    def ca_file(self) -> str:
+        return self.certificates.ca_file
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1] if self.httpd else self.requested_port
+
+    @property
+    def client_host(self) -> str:
+        """The address clients should use (a wildcard bind is reached through loopback)."""
+        if self.host in ('0.0.0.0', ''):
+            return '127.0.0.1'
+        if self.host == '::':
+            return '::1'
+        return self.host
+
+    @property
+    def url(self) -> str:
+        host = '[%s]' % self.client_host if ':' in self.client_host else self.client_host
+        return 'https://%s:%d/sdk' % (host, self.port)
+
+    @property
+    def base_url(self) -> str:
+        return self.url[:-len('/sdk')]
+
+    def bind(self):
+        self.httpd = SimulatorHTTPServer((self.host, self.requested_port), Handler,
+                                         self.certificates.server_context(), self)
+        self.service.port = self.port
+        # Guest processes and noexec mounts must not outlive the simulator, even without stop().
+        atexit.register(self.stop)
+        return self
+
+    def start(self):
+        """Serve in a background thread (in-process use)."""
+        if self.httpd is None:
+            self.bind()
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.2},
+                                        name='guestsim-http', daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self):
+        if self.httpd is None:
+            self.bind()
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def stop(self):
+        """Stop serving, end guest processes, release mounts; idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self.httpd is not None:
+            if self._thread is not None:
+                self.httpd.shutdown()
+                self._thread.join(timeout=10)
+            self.httpd.server_close()
+        self.service.shutdown()
+        if self._own_state_dir:
+            for _attempt in range(3):
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+                if not os.path.exists(self.state_dir):
+                    break
+                time.sleep(0.2)
+
+    def cloud_config(self, guest_vm: str = 'DC0_H0_VM0') -> str:
+        user, password = next(iter(self.users.items()))
+        base = self.base_url
+        return (
+            '[DEFAULT]\n'
+            'vcenter_hostname = %s\n'
+            'vcenter_username = %s\n'
+            'vcenter_password = %s\n'
+            'vcenter_port = %d\n'
+            'vmware_validate_certs = false\n'
+            'guest_vm_name = %s\n'
+            'guest_datacenter = DC0\n'
+            'guest_username = root\n'
+            'guest_password = guestpass\n'
+            '; The following are simulator-only; leave empty on a real vCenter and those checks are skipped.\n'
+            'guestsim_state_url = %s/guestsim/state\n'
+            'guestsim_control_url = %s/guestsim\n'
+            'vm_powered_off = DC0_H0_VM_OFF\n'
+            'vm_tools_not_running = DC0_H0_VM_NOTOOLS\n'
+            'vm_slow_boot = DC0_H0_VM_SLOWBOOT\n'
+            'vm_noexec = DC0_H0_VM_NOEXEC\n'
+            'vm_duplicate_name = DUP_VM\n'
+            % (self.client_host, user, password, self.port, guest_vm, base, base)
+        )
+
+    def write_cloud_config(self, path: str):
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        tmp = path + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as handle:
+            handle.write(self.cloud_config())
+        os.replace(tmp, path)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()

@@ -1,0 +1,73 @@
+"""pytest support: the ``guestsim_server`` fixture and a small client for the test endpoints."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.request
+
+import pytest
+
+from .server import Simulator
+
+
+class SimulatorHandle:
+    """What the fixture yields: where the server is and how to talk to its test endpoints."""
+
+    def __init__(self, simulator: Simulator):
+        self.simulator = simulator
+        self.host = simulator.client_host
+        self.port = simulator.port
+        self.url = simulator.url
+        self.base_url = simulator.base_url
+        self.ca_file = simulator.ca_file
+        self.state_dir = simulator.state_dir
+        self.users = dict(simulator.users)
+
+    def _context(self):
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def request(self, method: str, path: str, data=None):
+        body = None if data is None else json.dumps(data).encode()
+        req = urllib.request.Request(self.base_url + path, data=body, method=method,
+                                     headers={'Content-Type': 'application/json'})
+        with urllib.request.urlopen(req, context=self._context(), timeout=60) as resp:
+            return json.loads(resp.read() or b'null')
+
+    def state(self) -> dict:
+        return self.request('GET', '/guestsim/state')
+
+    def reset(self):
+        return self.request('POST', '/guestsim/reset', {})
+
+    def add_fault(self, method='*', fault=None, vm=None, nth=1, count=1, probability=None, delay=0,
+                  break_transfer_after=None):
+        return self.request('POST', '/guestsim/faults', {
+            'method': method, 'vm': vm, 'fault': fault, 'nth': nth, 'count': count, 'probability': probability,
+            'delay': delay, 'break_transfer_after': break_transfer_after})
+
+    def clear_faults(self):
+        return self.request('DELETE', '/guestsim/faults')
+
+    def power_on(self, name: str):
+        return self.request('POST', '/guestsim/vms/%s/power-on' % name, {})
+
+    def power_off(self, name: str):
+        return self.request('POST', '/guestsim/vms/%s/power-off' % name, {})
+
+    def connect(self, user: str = 'user', pwd: str = 'simpass', **kwargs):
+        """A pyVmomi ServiceInstance logged in to this simulator (verifying its CA)."""
+        from pyVim.connect import SmartConnect  # pylint: disable=import-outside-toplevel
+        return SmartConnect(host=self.host, port=self.port, user=user, pwd=pwd,
+                            sslContext=self._context(), **kwargs)
+
+
+@pytest.fixture(scope='session')
+def guestsim_server(tmp_path_factory):
+    """A simulator on a free loopback port for the whole test session."""
+    state_dir = tmp_path_factory.mktemp('guestsim-state')
+    simulator = Simulator(port=0, state_dir=str(state_dir)).start()
+    try:
+        yield SimulatorHandle(simulator)
+    finally:
+        simulator.stop()

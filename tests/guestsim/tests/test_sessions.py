@@ -1,0 +1,76 @@
+"""Sessions: Login, InvalidLogin, Logout -> NotAuthenticated, currentSession, SessionIsActive."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim
+
+
+def test_invalid_login(sim):
+    context = ssl.create_default_context(cafile=sim.ca_file)
+    with pytest.raises(vim.fault.InvalidLogin) as info:
+        SmartConnect(host=sim.host, port=sim.port, user='user', pwd='wrong', sslContext=context)
+    assert info.value.msg == 'Cannot complete login due to an incorrect user name or password.'
+    with pytest.raises(vim.fault.InvalidLogin):
+        SmartConnect(host=sim.host, port=sim.port, user='nobody', pwd='simpass', sslContext=context)
+
+
+def test_current_session_and_state(sim, si):
+    session = si.content.sessionManager.currentSession
+    assert session.userName == 'user'
+    assert session.key
+    assert si.content.sessionManager.SessionIsActive(session.key, 'user') is True
+    assert si.content.sessionManager.SessionIsActive('no-such-key', 'user') is False
+    assert session.key in [s.key for s in si.content.sessionManager.sessionList]
+    state = sim.state()
+    assert any(s['user'] == 'user' for s in state['sessions'])
+    text = repr(state)
+    assert session.key not in text
+    assert 'simpass' not in text and 'guestpass' not in text
+
+
+def test_current_time(si):
+    assert si.CurrentTime().tzinfo is not None
+
+
+def test_not_authenticated_after_logout(sim):
+    service_instance = sim.connect()
+    content = service_instance.RetrieveContent()
+    vm = content.searchIndex.FindByInventoryPath('DC0/vm/DC0_H0_VM0')
+    Disconnect(service_instance)
+    with pytest.raises(vim.fault.NotAuthenticated) as info:
+        vm.name  # pylint: disable=pointless-statement
+    assert info.value.msg == 'The session is not authenticated.'
+    assert info.value.privilegeId == 'System.View'
+    with pytest.raises(vim.fault.NotAuthenticated):
+        service_instance.CurrentTime()
+    with pytest.raises(vim.fault.NotAuthenticated):
+        content.guestOperationsManager.processManager.ListProcessesInGuest(
+            vm, vim.vm.guest.NamePasswordAuthentication(username='root', password='guestpass'), None)
+    # Anonymous reads that real vCenter allows still work: the content and an unset currentSession.
+    assert service_instance.RetrieveContent().about.name == 'VMware vCenter Server'
+    assert content.sessionManager.currentSession is None
+
+
+def test_unauthenticated_session_cannot_call_methods(sim):
+    context = ssl.create_default_context(cafile=sim.ca_file)
+    from pyVmomi import SoapStubAdapter  # pylint: disable=import-outside-toplevel
+    stub = SoapStubAdapter(host=sim.host, port=sim.port, version='vim.version.v8_0_3_0', sslContext=context)
+    service_instance = vim.ServiceInstance('ServiceInstance', stub)
+    content = service_instance.RetrieveContent()
+    with pytest.raises(vim.fault.NotAuthenticated):
+        content.rootFolder.childEntity  # pylint: disable=pointless-statement
+    with pytest.raises(vim.fault.NotAuthenticated):
+        content.searchIndex.FindByInventoryPath('DC0')
+
+
+def test_relogin_after_logout(sim):
+    service_instance = sim.connect()
+    manager = service_instance.content.sessionManager
+    manager.Logout()
+    manager.Login('user', 'simpass')
+    assert manager.currentSession.userName == 'user'
+    Disconnect(service_instance)
