@@ -79,8 +79,9 @@ lint: collection ## ansible-lint (production profile), collection docs lint, cha
 	cd "$(COLLECTION)" && $(RUN) antsibull-docs lint-collection-docs --plugin-docs .
 	cd "$(COLLECTION)" && $(RUN) antsibull-changelog lint
 
-bench: venv ## Speed and memory benchmarks against the simulator
-	PYTHONPATH=tests "$(BIN)/python" tests/bench/run.py
+bench: collection ## Speed and memory benchmarks against the simulator (BENCH_SIZE_MIB=2048 for the transfer)
+	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/bench-cloud-config.ini" \
+	  env PATH="$(BIN):$$PATH" "$(BIN)/python" tests/bench/run.py
 
 clean: ## Remove build output and the virtual environment
 	rm -rf "$(BUILD)" "$(VENV)"
