@@ -8,7 +8,11 @@ PORT ?= 8989
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 BUILD := $(CURDIR)/build
-COLLECTIONS := $(BUILD)/collections
+# ansible-test needs the collection inside ansible_collections/<namespace>/<name>, and it must not
+# sit inside a git work tree (ansible-test would take the outer repository's file list), so the
+# copy lives in the user's cache, one per checkout.
+CHECKOUT_ID := $(shell printf '%s' "$(CURDIR)" | cksum | cut -d' ' -f1)
+COLLECTIONS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/guestops-vsphere/$(CHECKOUT_ID)/collections
 COLLECTION := $(COLLECTIONS)/ansible_collections/guestops/vsphere
 CLOUD_CONFIG := $(COLLECTION)/tests/integration/cloud-config-vcenter.ini
 # ansible-test bootstraps pip in each virtual environment it creates with a script it downloads
@@ -36,7 +40,7 @@ $(GET_PIP_CACHE): .ci/get_pip_offline.py
 	mkdir -p "$(dir $@)"
 	cp .ci/get_pip_offline.py "$@"
 
-collection: venv ## Mirror the checkout into build/collections/ansible_collections/guestops/vsphere
+collection: venv ## Mirror the checkout into ~/.cache/guestops-vsphere/<id>/collections/ansible_collections/guestops/vsphere
 	"$(BIN)/python" .ci/sync_collection.py "$(CURDIR)" "$(COLLECTION)"
 
 tools: ## Install shellcheck for the sanity test when it is missing (needs apt-get and root)
@@ -81,7 +85,7 @@ lint: collection ## ansible-lint (production profile), collection docs lint, cha
 
 bench: collection ## Speed and memory benchmarks against the simulator (BENCH_SIZE_MIB=2048 for the transfer)
 	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/bench-cloud-config.ini" \
-	  env PATH="$(BIN):$$PATH" "$(BIN)/python" tests/bench/run.py
+	  env $(RUN) "$(BIN)/python" tests/bench/run.py
 
-clean: ## Remove build output and the virtual environment
-	rm -rf "$(BUILD)" "$(VENV)"
+clean: ## Remove build output, the collection copy and the virtual environment
+	rm -rf "$(BUILD)" "$(VENV)" "$(dir $(COLLECTIONS))"

@@ -26,10 +26,14 @@ def bundled_pip_wheel() -> str:
 
 def main() -> None:
     """Install pip (and whatever else was asked for) using the bundled wheel."""
+    args = sys.argv[1:]
+    # get-pip.py's own flags: it installs setuptools and wheel too unless told not to.
+    extras = [name for name in ('setuptools', 'wheel') if '--no-' + name not in args]
+    args = [arg for arg in args if arg not in ('--no-setuptools', '--no-wheel')]
     sys.path.insert(0, bundled_pip_wheel())
     from pip._internal.cli.main import main as pip_main  # pylint: disable=import-outside-toplevel
 
-    sys.exit(pip_main(['install', '--upgrade', '--force-reinstall'] + sys.argv[1:]))
+    sys.exit(pip_main(['install', '--upgrade', '--force-reinstall'] + args + extras))
 
 
 if __name__ == '__main__':

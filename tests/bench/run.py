@@ -30,7 +30,7 @@ import time
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-COLLECTIONS = os.path.join(ROOT, 'build', 'collections')
+COLLECTIONS = os.environ.get('ANSIBLE_COLLECTIONS_PATH', os.path.join(ROOT, 'build', 'collections')).split(os.pathsep)[0]
 sys.path.insert(0, COLLECTIONS)
 
 # pylint: disable=wrong-import-position
@@ -96,7 +96,7 @@ def bench_adhoc(runs=5):
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible'), 'localhost', '-m',
                'guestops.vsphere.guest_exec', '-a', 'name=%s cmd=true' % VM_NAME]
     times, calls = [], []
-    for _ in range(runs):
+    for dummy in range(runs):
         before = simulator_calls()
         started = time.monotonic()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -148,7 +148,7 @@ def transfer_worker(size_mib):
             source = os.path.join(local, 'source.bin')
             with open(source, 'wb') as handle:
                 block = os.urandom(1024 * 1024)
-                for _ in range(size_mib):
+                for dummy in range(size_mib):
                     handle.write(block)
             baseline = peak_rss_mib()
             temp_dir = client.guest.make_temp_dir(prefix='bench-')
