@@ -50,6 +50,11 @@ class FaultRule:
         )
         if rule.fault is not None and rule.fault not in faults.INJECTABLE:
             raise RuleError('unknown fault %r; known: %s' % (rule.fault, ', '.join(sorted(faults.INJECTABLE))))
+        if rule.method != '*' and not faults.known_method(rule.method):
+            raise RuleError('unknown method %r (use the SOAP method name, e.g. ListProcessesInGuest)' % rule.method)
+        if rule.fault is not None and rule.method != '*' and not faults.may_raise(rule.method, rule.fault):
+            # vSphere never answers this method with that fault; injecting it would test invented behaviour.
+            raise RuleError('%s cannot raise %s on vSphere' % (rule.method, rule.fault))
         if rule.fault is None and not rule.delay and rule.break_transfer_after is None:
             raise RuleError('a rule needs a fault, a delay or break_transfer_after')
         if rule.nth < 1:
@@ -97,6 +102,9 @@ class FaultRules:
                 if rule.method not in ('*', method):
                     continue
                 if rule.vm is not None and rule.vm != vm_name:
+                    continue
+                if rule.fault is not None and not faults.may_raise(method, rule.fault):
+                    # A wildcard rule skips methods that cannot raise its fault (e.g. Fetch, Login).
                     continue
                 rule.seen += 1
                 if rule.seen < rule.nth:

@@ -6,7 +6,9 @@ wording of the vSphere fault catalogue as closely as known and are listed in the
 
 from __future__ import annotations
 
-from pyVmomi import vim, vmodl
+import functools
+
+from pyVmomi import VmomiSupport, vim, vmodl
 
 POWER_STATE_LABELS = {
     'poweredOff': 'Powered off',
@@ -41,6 +43,9 @@ def invalid_request(reason):
 
 
 def invalid_argument(prop=None):
+    """InvalidArgument. Checks made by the guest agent (VIX_E_INVALID_ARG: bad matchPattern, symlink,
+    Windows attributes on Linux) name no property: hostd cannot know which one, and the observed text is
+    "A specified parameter was not correct: " with nothing after it (reference 2.6, govmomi#2689)."""
     return vmodl.fault.InvalidArgument(msg='A specified parameter was not correct: %s' % (prop or ''),
                                        invalidProperty=prop)
 
@@ -75,7 +80,9 @@ def guest_permission_denied():
 
 
 def file_not_found(path):
-    return vim.fault.FileNotFound(msg='File %s was not found' % path, file=path)
+    # Observed texts: "File ls was not found", and "File <unspecified filename> was not found" when no
+    # name is known (reference 2.1 and 2.8); ``file`` is a required string, so it stays empty then.
+    return vim.fault.FileNotFound(msg='File %s was not found' % (path or '<unspecified filename>'), file=path or '')
 
 
 def file_already_exists(path):
@@ -144,7 +151,7 @@ INJECTABLE = {
     'SystemError': lambda: system_error('vix error codes = (1, 0).'),
     'InvalidArgument': invalid_argument,
     'GuestOperationsFault': lambda: vim.fault.GuestOperationsFault(msg='A general guest operations error occurred.'),
-    'FileNotFound': lambda: file_not_found('<unspecified filename>'),
+    'FileNotFound': lambda: file_not_found(''),
     'CannotAccessFile': lambda: cannot_access_file('<unspecified filename>'),
     'NoDiskSpace': lambda: no_disk_space('<unspecified>'),
 }
@@ -153,3 +160,35 @@ INJECTABLE = {
 def injectable(name: str):
     """A fresh fault for a fault-injection rule; raises KeyError for unknown names."""
     return INJECTABLE[name]()
+
+
+def known_method(method: str) -> bool:
+    """Whether ``method`` is a SOAP method name this server can be called with (``Fetch`` included)."""
+    if method == 'Fetch':
+        return True
+    try:
+        VmomiSupport.GetWsdlMethod('urn:vim25', method)
+    except (KeyError, AttributeError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def may_raise(method: str, name: str) -> bool:
+    """Whether vSphere can answer ``method`` with the injectable fault ``name``.
+
+    Any method may raise a ``vmodl.RuntimeFault`` (NotAuthenticated, InvalidArgument, SystemError, ...);
+    anything else must be one of the method's declared faults or a subclass (reference 1.1 and 1.4):
+    for example no FileFault from ListProcessesInGuest, TerminateProcessInGuest or
+    ReadEnvironmentVariableInGuest, and no guest-operation fault from Fetch, Login or FindByInventoryPath.
+    """
+    fault_type = type(injectable(name))
+    if issubclass(fault_type, vmodl.RuntimeFault):
+        return True
+    if method == 'Fetch':
+        return False
+    try:
+        declared = VmomiSupport.GetWsdlMethod('urn:vim25', method).info.faults
+    except (KeyError, AttributeError):
+        return False
+    return any(issubclass(fault_type, VmomiSupport.GetVmodlType(base)) for base in declared or ())

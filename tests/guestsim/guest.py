@@ -196,7 +196,13 @@ class GuestSystem:
 
     # --- paths -----------------------------------------------------------------------------------
     def resolve(self, path: str) -> str:
-        """Guest paths are this machine's paths; relative ones resolve against the agent's cwd, /."""
+        """Guest paths are this machine's paths; relative ones resolve against the agent's cwd, /.
+
+        An empty path is not the agent's cwd: the system calls fail with ENOENT, so it is FileNotFound
+        (the transfer methods check for it earlier and answer InvalidArgument, reference 2.4).
+        """
+        if not path:
+            raise faults.file_not_found('')
         return os.path.normpath(os.path.join('/', path))
 
     def writable(self, path: str) -> bool:
@@ -351,11 +357,11 @@ class GuestSystem:
         return attrs
 
     @staticmethod
-    def check_posix_attributes(attrs, argument: str):
+    def check_posix_attributes(attrs):
         """A Linux guest rejects Windows-only attributes (VIX_E_INVALID_ARG)."""
         if isinstance(attrs, vim.vm.guest.FileManager.WindowsFileAttributes):
             if attrs.hidden or attrs.readOnly:
-                raise faults.invalid_argument(argument)
+                raise faults.invalid_argument()
 
     @staticmethod
     def apply_attributes(path: str, attrs, default_mode: int | None):
@@ -382,7 +388,7 @@ class GuestSystem:
         path = self.resolve(file_path)
         if not os.path.lexists(path):
             raise faults.file_not_found(file_path)
-        self.check_posix_attributes(attrs, 'fileAttributes')
+        self.check_posix_attributes(attrs)
         self.require_writable(path)
         try:
             self.apply_attributes(path, attrs, None)
@@ -396,14 +402,16 @@ class GuestSystem:
             try:
                 matcher = re.compile(pattern)
             except re.error:
-                raise faults.invalid_argument('matchPattern') from None
+                raise faults.invalid_argument() from None
         else:
             matcher = None
         if not os.path.lexists(path):
             raise faults.file_not_found(file_path)
         entries = []
         try:
-            if os.path.isdir(path) and not os.path.islink(path):
+            # The agent asks File_IsDirectory(), which follows symlinks: a link to a directory lists
+            # the directory's entries, not the link itself.
+            if os.path.isdir(path):
                 names = ['.', '..'] + sorted(os.listdir(path))
                 for name in names:
                     full = os.path.join(path, name)
@@ -436,11 +444,11 @@ class GuestSystem:
     def check_upload_target(self, guest_path: str, attrs, overwrite: bool) -> str:
         """The agent's checks in InitiateFileTransferToGuest; returns the real path."""
         if not guest_path:
-            raise faults.invalid_argument('guestFilePath')
-        self.check_posix_attributes(attrs, 'fileAttributes')
+            raise faults.invalid_argument()
+        self.check_posix_attributes(attrs)
         path = self.resolve(guest_path)
         if os.path.islink(path):
-            raise faults.invalid_argument('guestFilePath')
+            raise faults.invalid_argument()
         if os.path.exists(path):
             if os.path.isdir(path):
                 raise faults.not_a_file(guest_path)
@@ -450,6 +458,8 @@ class GuestSystem:
                 raise faults.cannot_access_file(guest_path)
         parent = os.path.dirname(path)
         if not os.path.isdir(parent):
+            # The agent answers VIX_E_FILE_NAME_INVALID here (reference 2.4); hostd's translation of it is
+            # not documented. FileNotFound (a FileFault, declared for this method) is the closest match.
             raise faults.file_not_found(guest_path)
         self.require_writable(path)
         if not os.access(parent, os.W_OK):
@@ -459,10 +469,10 @@ class GuestSystem:
     def check_download_source(self, guest_path: str):
         """The agent's checks in InitiateFileTransferFromGuest; returns (path, attributes, size)."""
         if not guest_path:
-            raise faults.invalid_argument('guestFilePath')
+            raise faults.invalid_argument()
         path = self.resolve(guest_path)
         if os.path.islink(path):
-            raise faults.invalid_argument('guestFilePath')
+            raise faults.invalid_argument()
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -479,7 +489,7 @@ class GuestSystem:
         if len(program) >= 2 and program[0] == '"' and program[-1] == '"':
             program = program[1:-1]
         if not program:
-            raise faults.file_not_found('<unspecified filename>')
+            raise faults.file_not_found('')
         path = self.resolve(program)
         if not os.path.exists(path):
             raise faults.file_not_found(program)
@@ -491,6 +501,10 @@ class GuestSystem:
             raise faults.guest_permission_denied()
         work_dir = spec.workingDirectory or None
         if work_dir is not None:
+            # vixTools: `if (workingDir && !File_IsDirectory(workingDir)) err = VIX_E_NOT_A_DIRECTORY`, for a
+            # missing directory as well as for a file (reference 2.1). hostd's translation of that VIX code
+            # is not documented; NotADirectory is the FileFault subclass it names (reference 2.6, [inferred])
+            # and StartProgramInGuest declares FileFault.
             if not os.path.isdir(self.resolve(work_dir)):
                 raise faults.not_a_directory(work_dir)
             cwd = self.resolve(work_dir)
@@ -625,24 +639,39 @@ class GuestSystem:
             return list(self.processes.values())
 
     def end_processes(self, grace: float = 2.0):
-        """End every process this guest started (whole sessions: SIGTERM, then SIGKILL)."""
+        """End every process this guest started, and everything they left behind (SIGTERM, then SIGKILL).
+
+        A program that exits after starting a background job (``sleep 600 &``) leaves that job in
+        its session; it is ended too, so nothing outlives a power-off or the simulator.
+        """
         with self.lock:
             running = [p for p in self.processes.values() if not p.exited.is_set()]
-        for process in running:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except OSError:
-                pass
+        leftovers = list(self._descendants())
+        self._signal_all(running, leftovers, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for process in running:
             process.exited.wait(max(0.0, deadline - time.monotonic()))
-        for process in running:
-            if not process.exited.is_set():
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        while time.monotonic() < deadline and any(_proc_stat(pid) is not None for pid in leftovers):
+            time.sleep(0.05)
+        running = [p for p in running if not p.exited.is_set()]
+        leftovers = [pid for pid in leftovers if _proc_stat(pid) is not None]
+        if running or leftovers:
+            self._signal_all(running, leftovers, signal.SIGKILL)
+            for process in running:
                 process.exited.wait(1.0)
+
+    @staticmethod
+    def _signal_all(running, leftovers, signum):
+        for process in running:
+            try:
+                os.killpg(process.pid, signum)
+            except OSError:
+                pass
+        for pid in leftovers:
+            try:
+                os.kill(pid, signum)
+            except OSError:
+                pass
 
     def shutdown(self, grace: float = 2.0):
         """Simulator shutdown: end the processes, then release the noexec mount."""

@@ -187,13 +187,19 @@ class Service:
             self._session_local.session = None
 
     ANONYMOUS = {'RetrieveServiceContent', 'Login'}
+    # Properties readable without a session (privilege System.Anonymous in the API reference); the
+    # others, such as ServiceInstance.serverClock or SessionManager.sessionList, need a login.
+    ANONYMOUS_PROPERTIES = {
+        'ServiceInstance': {'content', 'capability'},
+        'SessionManager': {'currentSession', 'defaultLocale', 'messageLocaleList', 'supportedLocaleList'},
+    }
 
     def _invoke(self, call: Call, request: soap.SoapRequest):
         this = request.this
         name = request.method.wsdl_name
         provider = self.resolve(this)
-        anonymous_fetch = name == 'Fetch' and this._moId in ('ServiceInstance', 'SessionManager') and \
-            request.args.get('prop') != 'sessionList'  # pylint: disable=protected-access
+        anonymous_fetch = name == 'Fetch' and request.args.get('prop') in self.ANONYMOUS_PROPERTIES.get(
+            this._moId, ())  # pylint: disable=protected-access
         if provider is None:
             if not call.session.user and name not in self.ANONYMOUS:
                 raise faults.not_authenticated(this)
@@ -214,6 +220,10 @@ class Service:
         decision = self.rules.decide(name, vm_name)
         FaultRules.wait(decision)
         if decision.fault is not None:
+            if 'vm' in request.args and 'auth' in request.args:
+                # An injected fault stands for what the guest operation answers, so vSphere's own checks
+                # (VM exists, power state, agent, credentials: reference 2.8) still come first.
+                self._guest(request.args['vm'], request.args['auth'])
             raise decision.fault  # pylint: disable=raising-non-exception
         call.decision = decision
         return handler(call, provider, this, **request.args)

@@ -56,7 +56,7 @@ def test_injected_fault_comes_after_the_session_check(sim):
     service_instance = sim.connect()
     content = service_instance.RetrieveContent()
     content.sessionManager.Logout()
-    sim.add_fault(method='FindByInventoryPath', fault='GuestOperationsUnavailable', count=None)
+    sim.add_fault(method='FindByInventoryPath', fault='SystemError', count=None)
     with pytest.raises(vim.fault.NotAuthenticated):
         content.searchIndex.FindByInventoryPath('DC0')
 
@@ -91,3 +91,43 @@ def test_bad_rules_are_rejected(sim):
         with pytest.raises(urllib.error.HTTPError) as info:
             sim.request('POST', '/guestsim/faults', rule)
         assert info.value.code == 400
+
+
+def test_rules_only_inject_faults_the_method_can_raise(sim, guest):
+    # An explicit method with a fault vSphere never raises from it is refused ...
+    for rule in ({'method': 'ListProcessesInGuest', 'fault': 'FileNotFound'},
+                 {'method': 'ReadEnvironmentVariableInGuest', 'fault': 'CannotAccessFile'},
+                 {'method': 'Login', 'fault': 'GuestOperationsUnavailable'},
+                 {'method': 'NoSuchMethod', 'fault': 'SystemError'}):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            sim.request('POST', '/guestsim/faults', rule)
+        assert info.value.code == 400
+    # ... and a wildcard rule leaves such methods alone: no guest fault from property reads or the clock,
+    sim.add_fault(method='*', fault='GuestOperationsUnavailable', count=None)
+    assert guest.vm.name == 'DC0_H0_VM0'
+    assert guest.si.CurrentTime() is not None
+    with pytest.raises(vim.fault.GuestOperationsUnavailable):
+        guest.processes.ListProcessesInGuest(guest.vm, guest.auth, None)
+    sim.clear_faults()
+    # and no FileFault from the process methods that do not declare it.
+    sim.add_fault(method='*', vm='DC0_H0_VM0', fault='FileNotFound', count=None)
+    guest.processes.ListProcessesInGuest(guest.vm, guest.auth, None)
+    guest.processes.ReadEnvironmentVariableInGuest(guest.vm, guest.auth, ['PATH'])
+    with pytest.raises(vim.fault.GuestProcessNotFound):
+        guest.processes.TerminateProcessInGuest(guest.vm, guest.auth, 999999999)
+    with pytest.raises(vim.fault.FileNotFound):
+        guest.files.ListFilesInGuest(guest.vm, guest.auth, '/')
+
+
+def test_real_checks_come_before_an_injected_fault(sim, si, auth):
+    from .conftest import guest_for  # pylint: disable=import-outside-toplevel
+    off = guest_for(sim, si, 'DC0_H0_VM_OFF', auth)
+    sim.add_fault(method='ValidateCredentialsInGuest', fault='GuestComponentsOutOfDate', count=None)
+    with pytest.raises(vim.fault.InvalidPowerState):
+        off.auth_manager.ValidateCredentialsInGuest(off.vm, off.auth)
+    ready = guest_for(sim, si, 'DC0_H0_VM0', vim.vm.guest.NamePasswordAuthentication(username='root', password='x'))
+    with pytest.raises(vim.fault.InvalidGuestLogin):
+        ready.auth_manager.ValidateCredentialsInGuest(ready.vm, ready.auth)
+    ready.auth = auth
+    with pytest.raises(vim.fault.GuestComponentsOutOfDate):
+        ready.auth_manager.ValidateCredentialsInGuest(ready.vm, ready.auth)

@@ -161,3 +161,32 @@ def test_vms_have_separate_roots(sim, si, auth):
         second.files.DeleteDirectoryInGuest(second.vm, second.auth, one, True)
     first.files.DeleteDirectoryInGuest(first.vm, first.auth, one, True)
     second.files.DeleteDirectoryInGuest(second.vm, second.auth, two, True)
+
+
+def test_empty_paths_are_not_the_root_directory(guest):
+    for call in (lambda: guest.files.ListFilesInGuest(guest.vm, guest.auth, ''),
+                 lambda: guest.files.MakeDirectoryInGuest(guest.vm, guest.auth, '', False),
+                 lambda: guest.files.DeleteFileInGuest(guest.vm, guest.auth, ''),
+                 lambda: guest.files.DeleteDirectoryInGuest(guest.vm, guest.auth, '', True)):
+        with pytest.raises(vim.fault.FileNotFound) as info:
+            call()
+        assert info.value.msg == 'File <unspecified filename> was not found' and info.value.file == ''
+    # The transfer methods check for an empty path first (VIX_E_INVALID_ARG).
+    with pytest.raises(vmodl.fault.InvalidArgument):
+        guest.files.InitiateFileTransferFromGuest(guest.vm, guest.auth, '')
+
+
+def test_agent_invalid_argument_names_no_property(guest):
+    with pytest.raises(vmodl.fault.InvalidArgument) as info:
+        guest.files.ListFilesInGuest(guest.vm, guest.auth, '/', None, None, '(')
+    assert info.value.msg == 'A specified parameter was not correct: ' and info.value.invalidProperty is None
+
+
+def test_list_files_follows_a_symlink_to_a_directory(guest):
+    base = guest.temp_dir()
+    guest.files.MakeDirectoryInGuest(guest.vm, guest.auth, base + '/real', False)
+    assert guest.upload(base + '/real/inside', b'x').status_code == 200
+    os.symlink(base + '/real', base + '/alias')
+    listing = guest.files.ListFilesInGuest(guest.vm, guest.auth, base + '/alias')
+    assert [f.path for f in listing.files] == ['.', '..', 'inside']
+    guest.files.DeleteDirectoryInGuest(guest.vm, guest.auth, base, True)

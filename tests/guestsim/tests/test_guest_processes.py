@@ -9,6 +9,7 @@ import pytest
 from pyVmomi import vim
 
 from guestsim import Simulator
+from guestsim.guest import _proc_stat
 from guestsim.testing import SimulatorHandle
 
 from .conftest import GuestClient
@@ -193,3 +194,46 @@ def test_emulated_noexec(tmp_path):
         info = guest.run('/bin/sh', "-c '%s' 2> %s/err" % (base + '/run.sh', base))
         assert info.exitCode == 126
         assert guest.run('/bin/sh', base + '/run.sh').exitCode == 0
+
+
+def test_working_directory_that_is_a_file(guest):
+    some_file = guest.files.CreateTemporaryFileInGuest(guest.vm, guest.auth, 'cwd', '')
+    with pytest.raises(vim.fault.NotADirectory) as info:
+        guest.start('/bin/true', '', cwd=some_file)
+    assert info.value.file == some_file
+    # An empty working directory means "unset": the user's home.
+    assert guest.run('/bin/true', '', cwd='').exitCode == 0
+    guest.files.DeleteFileInGuest(guest.vm, guest.auth, some_file)
+
+
+def _background_child(guest) -> int:
+    """Start a program that leaves a background job behind and exits; returns the job's pid."""
+    parent = guest.start('/bin/sh', "-c '/bin/sleep 600 > /dev/null 2>&1 & exit 0'")
+    guest.wait(parent)
+    children = [p for p in guest.processes.ListProcessesInGuest(guest.vm, guest.auth, None)
+                if p.pid != parent and p.endTime is None]
+    assert len(children) == 1
+    return children[0].pid
+
+
+def _wait_gone(pid: int):
+    deadline = time.monotonic() + 30
+    while _proc_stat(pid) is not None:
+        assert time.monotonic() < deadline, 'process %d survived' % pid
+        time.sleep(0.05)
+
+
+def test_power_off_and_shutdown_end_background_jobs(tmp_path):
+    simulator = Simulator(port=0, state_dir=str(tmp_path)).start()
+    try:
+        handle = SimulatorHandle(simulator)
+        guest = GuestClient(handle, handle.connect(), 'DC0_H0_VM0',
+                            vim.vm.guest.NamePasswordAuthentication(username='root', password='guestpass'))
+        orphan = _background_child(guest)
+        handle.power_off('DC0_H0_VM0')
+        _wait_gone(orphan)
+        handle.power_on('DC0_H0_VM0')
+        orphan = _background_child(guest)
+    finally:
+        simulator.stop()
+    _wait_gone(orphan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 
 import pytest
@@ -74,3 +75,27 @@ def test_relogin_after_logout(sim):
     manager.Login('user', 'simpass')
     assert manager.currentSession.userName == 'user'
     Disconnect(service_instance)
+
+
+def test_only_anonymous_properties_without_a_session(sim):
+    service_instance = sim.connect()
+    content = service_instance.RetrieveContent()
+    Disconnect(service_instance)
+    assert service_instance.content.rootFolder._moId == 'group-d1'  # pylint: disable=protected-access
+    assert content.sessionManager.currentSession is None
+    with pytest.raises(vim.fault.NotAuthenticated):
+        service_instance.serverClock  # pylint: disable=pointless-statement
+    with pytest.raises(vim.fault.NotAuthenticated):
+        content.sessionManager.sessionList  # pylint: disable=pointless-statement
+
+
+def test_state_never_shows_cookies_or_transfer_tokens(sim, guest):
+    base = guest.temp_dir()
+    url = guest.files.InitiateFileTransferToGuest(guest.vm, guest.auth, base + '/f',
+                                                  vim.vm.guest.FileManager.PosixFileAttributes(), 1, True)
+    token = url.split('token=', 1)[1]
+    text = json.dumps(sim.state())
+    assert token not in text
+    assert guest.si._stub.cookie.split('"')[1] not in text  # pylint: disable=protected-access
+    assert 'guestpass' not in text and 'simpass' not in text
+    guest.files.DeleteDirectoryInGuest(guest.vm, guest.auth, base, True)
