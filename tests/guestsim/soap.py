@@ -227,7 +227,10 @@ def serialize_response(wsdl_name: str, result, result_type, result_flags: int, v
     writer = io.StringIO()
     writer.write(XML_HEADER + '\n' + SOAP_ENVELOPE_START + SOAP_BODY_START + '\n')
     writer.write('<%sResponse xmlns="%s">' % (wsdl_name, VIM_NS))
-    if result_type is not type(None) and result is not None:
+    # An empty array is sent as an empty response element, as vCenter does (pyVmomi's serializer
+    # would refuse it for results it marks as required, such as FindAllByUuid's).
+    empty_array = isinstance(result, list) and not result
+    if result_type is not type(None) and result is not None and not empty_array:
         info = VmomiSupport.Object(name='returnval', type=result_type, version=version,
                                    flags=result_flags)
         _serializer(writer, version).Serialize(result, info)

@@ -159,6 +159,8 @@ def test_search_index(si):
     datacenter = index.FindByInventoryPath('DC0')
     assert index.FindByUuid(datacenter, uuid, True) == vm
     assert index.FindAllByUuid(None, uuid, True) == [vm]
+    # Nothing found: an empty response element, which pyVmomi reads as an empty list.
+    assert list(index.FindAllByUuid(None, '00000000-0000-0000-0000-000000000000', True)) == []
     assert index.FindByInventoryPath('DC0/vm/NOPE') is None
     assert index.FindByInventoryPath('/DC0/vm/F0/DUP_VM') != index.FindByInventoryPath('DC0/vm/F1/DUP_VM')
     assert index.FindByInventoryPath('DC0/host/DC0_C0/Resources/DC0_C0_RP0_VM0').name == 'DC0_C0_RP0_VM0'
