@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    # Connection to vCenter/ESXi and selection of the VM (every module).
+    DOCUMENTATION = r"""
+options:
+  hostname:
+    description:
+      - The vCenter or ESXi server to connect to.
+      - If not set, the value of the E(VMWARE_HOST) environment variable is used.
+    type: str
+    required: true
+  username:
+    description:
+      - The user name for vCenter or ESXi.
+      - If not set, the value of the E(VMWARE_USER) environment variable is used.
+    type: str
+    required: true
+    aliases: [user, admin]
+  password:
+    description:
+      - The password of O(username). It is used for the login only and never kept or shown.
+      - If not set, the value of the E(VMWARE_PASSWORD) environment variable is used.
+    type: str
+    required: true
+    aliases: [pass, pwd]
+  port:
+    description:
+      - The HTTPS port of vCenter or ESXi.
+      - If not set, the value of the E(VMWARE_PORT) environment variable is used.
+    type: int
+    default: 443
+  validate_certs:
+    description:
+      - Verify the TLS certificates of vCenter/ESXi and of the ESXi hosts used for file transfers.
+      - Set to V(false) only for labs with self-signed certificates.
+      - If not set, the value of the E(VMWARE_VALIDATE_CERTS) environment variable is used.
+    type: bool
+    default: true
+  proxy_host:
+    description:
+      - An HTTP proxy (CONNECT) for the connection to vCenter/ESXi and for file transfers.
+      - If not set, the value of the E(VMWARE_PROXY_HOST) environment variable is used.
+    type: str
+  proxy_port:
+    description:
+      - The port of O(proxy_host).
+      - If not set, the value of the E(VMWARE_PROXY_PORT) environment variable is used.
+    type: int
+  name:
+    description:
+      - The name of the VM.
+      - A name that matches more than one VM is an error that lists the matches with their inventory paths;
+        narrow it down with O(datacenter) and O(folder), or use O(uuid) or O(moid).
+      - Exactly one of O(name), O(uuid) and O(moid) is required.
+    type: str
+  datacenter:
+    description:
+      - Only consider VMs in this datacenter when looking up O(name).
+    type: str
+  folder:
+    description:
+      - Only consider VMs in this VM folder when looking up O(name).
+      - An absolute inventory path (V(/DC0/vm/F0)), a path relative to the datacenter (V(/vm/F0)) or the
+        trailing part of the path (V(F0), V(vm/F0)).
+    type: str
+  uuid:
+    description:
+      - The BIOS UUID of the VM, or its instance UUID with O(use_instance_uuid=true).
+    type: str
+  use_instance_uuid:
+    description:
+      - Treat O(uuid) as the vCenter instance UUID instead of the BIOS UUID.
+    type: bool
+    default: false
+  moid:
+    description:
+      - The managed object id of the VM, for example V(vm-42).
+    type: str
+requirements:
+  - pyvmomi
+  - requests
+notes:
+  - The module runs on the host it is delegated to (usually the controller, with C(delegate_to=localhost) or
+    C(connection=local)); it talks to the vSphere API, never to the guest over the network.
+  - Every task opens one vSphere session and logs out at the end, also when it fails.
+"""
+
+    # Guest login and file transfers (every module that works inside the guest).
+    GUEST = r"""
+options:
+  guest_username:
+    description:
+      - The user to log in to the guest OS as (through VMware Tools).
+      - If not set, the value of the E(VMWARE_GUEST_USERNAME) environment variable is used.
+    type: str
+    required: true
+  guest_password:
+    description:
+      - The password of O(guest_username). It is sent to vSphere only, never put on a guest command line.
+      - If not set, the value of the E(VMWARE_GUEST_PASSWORD) environment variable is used.
+    type: str
+    required: true
+  transfer_host:
+    description:
+      - Host (and optionally port, V(host:port)) to use in file transfer URLs instead of the one vSphere returns.
+      - vSphere names the ESXi host that runs the VM, or V(*) for the server the module connected to (then the
+        O(hostname) is used). Set this when the host running the module cannot resolve or reach that name.
+      - Only the host part of the URL is changed.
+    type: str
+"""
+
+    ACTIONGROUP = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/guestops.vsphere.vsphere) in C(module_defaults) to set the connection options once.
+    support: full
+    membership:
+      - guestops.vsphere.vsphere
+"""

@@ -1,0 +1,295 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Build the program path and arguments handed to StartProgramInGuest.
+
+Pure functions only: no vSphere, no I/O. Private to the collection.
+
+Linux guests: VMware Tools starts ``programPath`` through a guest shell
+(``bash -c '"<programPath>" <arguments>'``), so ``arguments`` is shell syntax.
+We start ``/bin/sh`` with a small constant wrapper script and hand it the user's
+command and the output paths as positional parameters. The wrapper runs the
+command in its own session (so a terminate reaches every child), redirects
+stdout/stderr into files, records the exit status in a file (vSphere forgets
+exit codes five minutes after a program ends) and exits with that status.
+
+Windows guests: no shell is involved, so we start ``cmd.exe /d /s /c "..."``
+whose line starts an inner ``cmd.exe`` with the redirections, then records
+``%ERRORLEVEL%`` into the rc file.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import posixpath
+import re
+
+LINUX_SHELL = '/bin/sh'
+WINDOWS_SHELL = 'C:\\Windows\\System32\\cmd.exe'
+
+DEFAULT_POSIX_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+DEFAULT_WINDOWS_ENV = {
+    'SystemRoot': 'C:\\Windows',
+    'PATH': 'C:\\Windows\\System32;C:\\Windows;C:\\Windows\\System32\\Wbem;'
+            'C:\\Windows\\System32\\WindowsPowerShell\\v1.0',
+}
+
+# Name shown as $0 of the wrapper in the guest's process table.
+WRAPPER_NAME = 'guestops-run'
+
+# $1 = command, $2 = stdout file, $3 = stderr file, $4 = rc file ('' = none).
+# setsid puts the command into its own process group, so the TERM trap can end
+# the whole tree (TerminateProcessInGuest only signals the wrapper).
+LINUX_WRAPPER = (
+    'trap \'kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; exit 143\' HUP INT TERM; '
+    'if command -v setsid >/dev/null 2>&1; '
+    'then setsid /bin/sh -c "$1" >"$2" 2>"$3" </dev/null & '
+    'else /bin/sh -c "$1" >"$2" 2>"$3" </dev/null & fi; '
+    'p=$!; wait "$p"; r=$?; '
+    'if [ -n "$4" ]; then echo "$r" >"$4"; fi; '
+    'exit "$r"'
+)
+
+_POSIX_SAFE = re.compile(r'^[A-Za-z0-9_@%+=:,./-]+$')
+_ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+# Characters cmd.exe treats specially outside double quotes.
+_CMD_META = frozenset('()%!^"<>&|')
+
+
+class CommandLineError(ValueError):
+    """The requested command cannot be expressed for the guest."""
+
+
+class ProgramSpec(object):
+    """What StartProgramInGuest needs: program path, arguments, cwd, environment."""
+
+    __slots__ = ('program_path', 'arguments', 'working_directory', 'env', 'display')
+
+    def __init__(self, program_path, arguments, working_directory=None, env=None, display=None):
+        self.program_path = program_path
+        self.arguments = arguments
+        self.working_directory = working_directory
+        self.env = env
+        self.display = display
+
+    def __repr__(self):
+        return 'ProgramSpec(%r, %r, %r, %r)' % (self.program_path, self.arguments,
+                                                self.working_directory, self.env)
+
+
+# --------------------------------------------------------------------------- POSIX
+
+def posix_quote(value):
+    """Quote one word for a POSIX shell (the same rules as shlex.quote)."""
+    value = str(value)
+    if not value:
+        return "''"
+    if _POSIX_SAFE.match(value):
+        return value
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+def posix_join(argv):
+    """Join an argument vector into one POSIX shell command line."""
+    if not argv:
+        raise CommandLineError('argv must contain at least the program')
+    return ' '.join(posix_quote(arg) for arg in argv)
+
+
+def posix_env(env):
+    """Environment list for a Linux guest: the given variables plus a default PATH.
+
+    Returns None when env is None (the guest's default environment is used).
+    """
+    if env is None:
+        return None
+    result = []
+    names = set()
+    for name, value in env.items():
+        name = str(name)
+        if not _ENV_NAME.match(name):
+            raise CommandLineError('invalid environment variable name %r' % name)
+        names.add(name)
+        result.append('%s=%s' % (name, '' if value is None else value))
+    if 'PATH' not in names:
+        result.append('PATH=' + DEFAULT_POSIX_PATH)
+    return result
+
+
+def linux_command(cmd=None, argv=None):
+    """The shell command line for the cmd or argv form."""
+    if (cmd is None) == (argv is None):
+        raise CommandLineError('exactly one of cmd or argv is needed')
+    if argv is not None:
+        return posix_join(argv)
+    if not cmd.strip():
+        raise CommandLineError('cmd must not be empty')
+    return cmd
+
+
+def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_directory=None, env=None):
+    """ProgramSpec running ``command`` through the wrapper (see module docstring)."""
+    arguments = ' '.join([
+        '-c', posix_quote(LINUX_WRAPPER), WRAPPER_NAME, posix_quote(command),
+        posix_quote(stdout_path), posix_quote(stderr_path), posix_quote(rc_path or ''),
+    ])
+    return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(env), display=command)
+
+
+def linux_raw(program, arguments, stdout_path=None, stderr_path=None, working_directory=None, env=None):
+    """ProgramSpec for the raw program + arguments form.
+
+    The arguments are passed as given (they are interpreted by the guest shell
+    that VMware Tools uses); output redirections are appended when paths are given.
+    """
+    if not posixpath.isabs(program):
+        raise CommandLineError('program must be an absolute path in the guest, got %r' % program)
+    parts = [arguments] if arguments else []
+    if stdout_path:
+        parts.append('>' + posix_quote(stdout_path))
+    if stderr_path:
+        parts.append('2>' + posix_quote(stderr_path))
+    if stdout_path or stderr_path:
+        parts.append('</dev/null')
+    display = posix_quote(program) + (' ' + arguments if arguments else '')
+    return ProgramSpec(program, ' '.join(parts), working_directory, posix_env(env), display=display)
+
+
+# --------------------------------------------------------------------------- Windows
+
+def windows_quote_arg(value):
+    """Quote one argument so CommandLineToArgvW / the MS C runtime read it back unchanged."""
+    value = str(value)
+    if value and not any(c in value for c in ' \t\n\v"'):
+        return value
+    out = ['"']
+    backslashes = 0
+    for char in value:
+        if char == '\\':
+            backslashes += 1
+        elif char == '"':
+            out.append('\\' * (backslashes * 2 + 1) + '"')
+            backslashes = 0
+        else:
+            out.append('\\' * backslashes + char)
+            backslashes = 0
+    out.append('\\' * (backslashes * 2) + '"')
+    return ''.join(out)
+
+
+def windows_join(argv):
+    """Join an argument vector with the MS C runtime quoting rules."""
+    if not argv:
+        raise CommandLineError('argv must contain at least the program')
+    return ' '.join(windows_quote_arg(arg) for arg in argv)
+
+
+def cmd_escape(text):
+    """Escape text so cmd.exe passes it on literally: a caret before every metacharacter.
+
+    Line breaks cannot be passed through cmd.exe and are refused.
+    """
+    if '\n' in text or '\r' in text:
+        raise CommandLineError('a Windows command line cannot contain line breaks')
+    return ''.join('^' + c if c in _CMD_META else c for c in text)
+
+
+def windows_env(env):
+    """Environment list for a Windows guest; SystemRoot and PATH get defaults."""
+    if env is None:
+        return None
+    result = []
+    names = set()
+    for name, value in env.items():
+        name = str(name)
+        if not name or '=' in name:
+            raise CommandLineError('invalid environment variable name %r' % name)
+        names.add(name.upper())
+        result.append('%s=%s' % (name, '' if value is None else value))
+    for name, value in DEFAULT_WINDOWS_ENV.items():
+        if name.upper() not in names:
+            result.append('%s=%s' % (name, value))
+    return result
+
+
+def windows_command(cmd=None, argv=None):
+    """The cmd.exe command line for the cmd or argv form."""
+    if (cmd is None) == (argv is None):
+        raise CommandLineError('exactly one of cmd or argv is needed')
+    if argv is not None:
+        return windows_join(argv)
+    if not cmd.strip():
+        raise CommandLineError('cmd must not be empty')
+    return cmd
+
+
+def _cmd_path(path):
+    if '"' in path:
+        raise CommandLineError('a Windows path cannot contain a double quote: %r' % path)
+    return '"%s"' % path
+
+
+def windows_wrapped(command, stdout_path, stderr_path, rc_path=None, working_directory=None, env=None):
+    """ProgramSpec running ``command`` with cmd.exe and redirected output.
+
+    The outer ``cmd.exe /d /s /c "LINE"`` strips the outer quotes and parses LINE:
+    it starts an inner ``cmd.exe /d /s /c "<command>"`` (the command escaped with
+    carets so that the outer shell passes it on untouched) with all of its output
+    redirected, then writes the inner exit code into the rc file. ``%^ERRORLEVEL%``
+    survives the outer parse and is expanded by ``call`` after the inner cmd ends.
+    """
+    line = '%s /d /s /c %s 1>%s 2>%s <NUL' % (
+        WINDOWS_SHELL, cmd_escape('"' + command + '"'), _cmd_path(stdout_path), _cmd_path(stderr_path))
+    if rc_path:
+        line += ' & call echo %%^ERRORLEVEL%%>%s' % _cmd_path(rc_path)
+    arguments = '/d /s /c "%s"' % line
+    return ProgramSpec(WINDOWS_SHELL, arguments, working_directory, windows_env(env), display=command)
+
+
+def windows_raw(program, arguments, working_directory=None, env=None):
+    """ProgramSpec for the raw program + arguments form on Windows (no shell, no capture)."""
+    if not ntpath.isabs(program):
+        raise CommandLineError('program must be an absolute path in the guest, got %r' % program)
+    display = windows_quote_arg(program) + (' ' + arguments if arguments else '')
+    return ProgramSpec(program, arguments or '', working_directory, windows_env(env), display=display)
+
+
+# --------------------------------------------------------------------------- both
+
+def output_paths(temp_dir, guest_os):
+    """Paths of the stdout, stderr and rc files inside the private temp dir."""
+    join = ntpath.join if guest_os == 'windows' else posixpath.join
+    return join(temp_dir, 'stdout'), join(temp_dir, 'stderr'), join(temp_dir, 'rc')
+
+
+def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
+                  stdout_path=None, stderr_path=None, rc_path=None,
+                  working_directory=None, env=None):
+    """One entry point for the three forms (cmd, argv, program + arguments)."""
+    if guest_os not in ('linux', 'windows'):
+        raise CommandLineError('unknown guest OS %r' % guest_os)
+    if program is not None:
+        if cmd is not None or argv is not None:
+            raise CommandLineError('program cannot be combined with cmd or argv')
+        if guest_os == 'windows':
+            return windows_raw(program, arguments, working_directory, env)
+        return linux_raw(program, arguments, stdout_path, stderr_path, working_directory, env)
+    if guest_os == 'windows':
+        command = windows_command(cmd, argv)
+        return windows_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)
+    command = linux_command(cmd, argv)
+    return linux_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)
+
+
+def parse_rc(text):
+    """Exit code recorded by a wrapper, or None if the text holds none."""
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode('ascii', 'replace')
+    text = text.strip()
+    if re.match(r'^-?\d+$', text):
+        return int(text)
+    return None

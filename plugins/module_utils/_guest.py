@@ -1,0 +1,580 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Guest operations client: temp files, transfers, programs. Private to the collection.
+
+Every guest operations API call of the collection is made here, through
+``GuestClient``, which is bound to one session, one VM and one guest login.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import ntpath
+import re
+import time
+import traceback
+import warnings
+
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
+    VSphereError,
+    _fault_is,
+    _network_problem,
+    vim,
+)
+from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import parse_rc
+
+REQUESTS_IMPORT_ERROR = None
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+except ImportError:  # pragma: no cover - exercised by the sanity import test
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+    requests = None
+    HTTPAdapter = object
+
+HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
+
+CHUNK_SIZE = 1024 * 1024
+TRANSFER_TIMEOUT = (30, 600)
+
+# Polling: first poll after POLL_FIRST seconds, each wait POLL_FACTOR times the last,
+# never more than POLL_CAP apart (vSphere keeps exit codes only 5 minutes).
+POLL_FIRST = 0.1
+POLL_FACTOR = 1.5
+POLL_CAP = 5.0
+
+TRANSIENT_FAULTS = ('GuestOperationsUnavailable', 'TaskInProgress')
+
+
+# --------------------------------------------------------------------------- polling
+
+def poll_delay(attempt, first=POLL_FIRST, factor=POLL_FACTOR, cap=POLL_CAP):
+    """Seconds to wait before poll number ``attempt`` (0-based): first * factor**attempt, capped."""
+    if attempt < 0:
+        raise ValueError('attempt must be >= 0')
+    delay = first
+    for dummy in range(attempt):
+        delay *= factor
+        if delay >= cap:
+            return cap
+    return min(delay, cap)
+
+
+def poll_schedule(timeout, first=POLL_FIRST, factor=POLL_FACTOR, cap=POLL_CAP):
+    """The waits a poller makes within ``timeout`` seconds (the last one is cut to fit)."""
+    delays = []
+    total = 0.0
+    attempt = 0
+    while total < timeout:
+        delay = min(poll_delay(attempt, first, factor, cap), timeout - total)
+        delays.append(delay)
+        total += delay
+        attempt += 1
+    return delays
+
+
+# --------------------------------------------------------------------------- transfer URLs
+
+_TOKEN = re.compile(r'(token=)[^&\s\'"]+', re.IGNORECASE)
+
+
+def scrub(text):
+    """Remove transfer tokens from a text (error messages of HTTP libraries contain URLs)."""
+    return _TOKEN.sub(r'\1***', str(text))
+
+
+def split_host_port(netloc):
+    """'host', 'host:443', '[v6]:443', '[v6]', 'v6' -> (host, port or None). Brackets are removed."""
+    if netloc.startswith('['):
+        end = netloc.find(']')
+        if end < 0:
+            raise ValueError('unbalanced [ in %r' % netloc)
+        host = netloc[1:end]
+        rest = netloc[end + 1:]
+        if not rest:
+            return host, None
+        if not rest.startswith(':') or not rest[1:].isdigit():
+            raise ValueError('invalid port in %r' % netloc)
+        return host, int(rest[1:])
+    if netloc.count(':') == 1:
+        host, port = netloc.split(':')
+        if not port.isdigit():
+            raise ValueError('invalid port in %r' % netloc)
+        return host, int(port)
+    return netloc, None
+
+
+def format_host(host):
+    """Put brackets around an IPv6 address."""
+    if ':' in host and not host.startswith('['):
+        return '[%s]' % host
+    return host
+
+
+def transfer_url(url, client_host, client_port=None, override=None):
+    """The URL to use for a guest file transfer.
+
+    vSphere returns ``https://*:443/guestFile?...`` (``*`` meaning "the server you
+    called") or a URL naming an ESXi host. Only the host part is touched:
+
+    * with ``override`` (``host`` or ``host:port``), the host (and port, if given) is replaced;
+    * a ``*`` host becomes ``client_host``; a port in the URL is kept, and a URL
+      without a port gets ``client_port`` (the server that was called);
+    * any other URL is returned unchanged.
+
+    Path, query and token are never modified.
+    """
+    marker = url.find('://')
+    if marker < 0:
+        raise ValueError('not an absolute URL')
+    start = marker + 3
+    end = len(url)
+    for char in '/?#':
+        index = url.find(char, start)
+        if index >= 0:
+            end = min(end, index)
+    netloc = url[start:end]
+    userinfo = ''
+    if '@' in netloc:
+        userinfo, netloc = netloc.rsplit('@', 1)
+        userinfo += '@'
+    host, port = split_host_port(netloc)
+    if override:
+        new_host, new_port = split_host_port(override.strip())
+        if new_port is None:
+            new_port = port
+    elif host == '*':
+        new_host = client_host
+        new_port = port if port is not None else client_port
+        if new_port is not None and url[:marker].lower() == 'https' and int(new_port) == 443 and port is None:
+            new_port = None
+    else:
+        return url
+    new_netloc = userinfo + format_host(new_host) + ('' if new_port is None else ':%s' % new_port)
+    return url[:start] + new_netloc + url[end:]
+
+
+def url_host(url):
+    """'host:port' of a URL for messages (never the path or the token)."""
+    marker = url.find('://')
+    rest = url[marker + 3:] if marker >= 0 else url
+    for char in '/?#':
+        rest = rest.split(char, 1)[0]
+    return rest.rsplit('@', 1)[-1]
+
+
+class _ContextAdapter(HTTPAdapter):
+    """An HTTPS adapter that uses the session's SSL context (same trust as the SOAP connection)."""
+
+    def __init__(self, ssl_context, **kwargs):
+        self._ssl_context = ssl_context
+        super(_ContextAdapter, self).__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs['ssl_context'] = self._ssl_context
+        return super(_ContextAdapter, self).init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, *args, **kwargs):
+        kwargs['ssl_context'] = self._ssl_context
+        return super(_ContextAdapter, self).proxy_manager_for(*args, **kwargs)
+
+
+class _SizedReader(object):
+    """A file-like body with a known length, read in large chunks (requests sends Content-Length)."""
+
+    def __init__(self, fileobj, size, chunk_size=CHUNK_SIZE):
+        self._fileobj = fileobj
+        self._size = size
+        self._chunk_size = chunk_size
+        self.sent = 0
+        self.sha1 = hashlib.sha1()
+
+    def __len__(self):
+        return self._size
+
+    def read(self, amount=-1):
+        want = self._chunk_size if amount is None or amount < 0 else max(amount, self._chunk_size)
+        want = min(want, self._size - self.sent)
+        if want <= 0:
+            return b''
+        data = self._fileobj.read(want)
+        self.sent += len(data)
+        self.sha1.update(data)
+        return data
+
+
+# --------------------------------------------------------------------------- results
+
+class ProcessExit(object):
+    """How a guest program ended."""
+
+    __slots__ = ('pid', 'exit_code', 'start_time', 'end_time', 'expired')
+
+    def __init__(self, pid, exit_code, start_time=None, end_time=None, expired=False):
+        self.pid = pid
+        self.exit_code = exit_code
+        self.start_time = start_time
+        self.end_time = end_time
+        self.expired = expired
+
+
+class WaitTimeout(VSphereError):
+    """The program did not end within the timeout."""
+
+    def __init__(self, msg, pid):
+        super(WaitTimeout, self).__init__(msg)
+        self.pid = pid
+
+
+class Download(object):
+    """Bytes read from a guest file (possibly cut at a limit)."""
+
+    __slots__ = ('data', 'size', 'truncated')
+
+    def __init__(self, data, size, truncated):
+        self.data = data
+        self.size = size
+        self.truncated = truncated
+
+
+# --------------------------------------------------------------------------- client
+
+class GuestClient(object):
+    """Guest operations on one VM with one guest login.
+
+    ``session`` is a connected VSphereSession, ``vm`` a VirtualMachine from its lookup.
+    """
+
+    def __init__(self, session, vm, username, password, transfer_host=None,
+                 sleep=time.sleep, clock=time.monotonic):
+        self.session = session
+        self.vm = vm
+        self.username = username
+        self.auth = vim.vm.guest.NamePasswordAuthentication(
+            username=username, password=password, interactiveSession=False)
+        self.transfer_host = transfer_host
+        self._sleep = sleep
+        self._clock = clock
+        self._http = None
+
+    # ----------------------------------------------------------------- plumbing
+    def _guest_call(self, manager, step, method, path=None, **kwargs):
+        target = self.session.guest_manager(manager)
+        return self.session.call(step, getattr(target, method), vm_name=self.vm.name, path=path,
+                                 guest_username=self.username, vm=self.vm.ref, auth=self.auth, **kwargs)
+
+    def _file_call(self, step, method, path=None, **kwargs):
+        return self._guest_call('fileManager', step, method, path=path, **kwargs)
+
+    def _process_call(self, step, method, path=None, **kwargs):
+        return self._guest_call('processManager', step, method, path=path, **kwargs)
+
+    def validate_credentials(self):
+        """Check the guest login (ValidateCredentialsInGuest); raises VSphereError when rejected."""
+        self._guest_call('authManager', 'Checking the guest login', 'ValidateCredentialsInGuest')
+
+    def _error(self, step, message, fault=None):
+        return VSphereError("%s failed for VM '%s': %s" % (step, self.vm.name, message), fault=fault)
+
+    # ----------------------------------------------------------------- files
+    def make_temp_dir(self, prefix='ansible-', suffix='', directory_path=None):
+        """Create a private temp directory; returns its absolute path."""
+        return self._file_call('Creating a temporary directory', 'CreateTemporaryDirectoryInGuest',
+                               path=directory_path, prefix=prefix, suffix=suffix,
+                               directoryPath=directory_path or None)
+
+    def make_temp_file(self, prefix='ansible-', suffix='', directory_path=None):
+        """Create an empty temp file; returns its absolute path."""
+        return self._file_call('Creating a temporary file', 'CreateTemporaryFileInGuest',
+                               path=directory_path, prefix=prefix, suffix=suffix,
+                               directoryPath=directory_path or None)
+
+    def stat(self, path):
+        """{'type', 'size', 'permissions', 'owner_id', 'group_id'} of a guest path, or None if missing."""
+        try:
+            listing = self._file_call('Checking a guest path', 'ListFilesInGuest', path=path,
+                                      filePath=path, maxResults=2)
+        except VSphereError as err:
+            if err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
+                return None
+            raise
+        files = list(getattr(listing, 'files', None) or [])
+        entry = files[0] if files else None
+        if entry is None or entry.path == '.' or entry.path != path and entry.path != _basename(path):
+            return {'type': 'directory', 'size': None, 'permissions': None, 'owner_id': None, 'group_id': None}
+        if entry.path != path and entry.type == 'directory':
+            # a directory that contains an entry with its own name
+            return {'type': 'directory', 'size': None, 'permissions': None, 'owner_id': None, 'group_id': None}
+        attrs = entry.attributes
+        return {
+            'type': entry.type,
+            'size': entry.size,
+            'permissions': getattr(attrs, 'permissions', None),
+            'owner_id': getattr(attrs, 'ownerId', None),
+            'group_id': getattr(attrs, 'groupId', None),
+        }
+
+    def delete(self, path):
+        """Delete a file or a directory tree. Returns False when it did not exist."""
+        try:
+            self._file_call('Deleting a guest directory', 'DeleteDirectoryInGuest', path=path,
+                            directoryPath=path, recursive=True)
+            return True
+        except VSphereError as err:
+            if err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
+                return False
+            if err.fault is None or not _fault_is(err.fault, 'FileFault'):
+                raise
+            directory_error = err
+        try:
+            self._file_call('Deleting a guest file', 'DeleteFileInGuest', path=path, filePath=path)
+            return True
+        except VSphereError as err:
+            if err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
+                return False
+            if err.fault is not None and _fault_is(err.fault, 'NotAFile'):
+                raise directory_error
+            raise
+
+    def change_attributes(self, path, attributes):
+        self._file_call('Changing guest file attributes', 'ChangeFileAttributesInGuest', path=path,
+                        guestFilePath=path, fileAttributes=attributes)
+
+    # ----------------------------------------------------------------- transfers
+    def _http_session(self):
+        if self._http is None:
+            if not HAS_REQUESTS:
+                raise VSphereError('The Python library requests is required for guest file transfers.')
+            http = requests.Session()
+            http.mount('https://', _ContextAdapter(self.session.ssl_context()))
+            http.verify = bool(self.session.validate_certs)
+            http.trust_env = False
+            if self.session.proxy_host:
+                proxy = 'http://%s:%s' % (format_host(self.session.proxy_host), self.session.proxy_port or 80)
+                http.proxies = {'https': proxy, 'http': proxy}
+            self._http = http
+        return self._http
+
+    def close(self):
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def _url(self, url):
+        return transfer_url(url, self.session.hostname, self.session.port, self.transfer_host)
+
+    def _request(self, step, method, url, **kwargs):
+        host = url_host(url)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                response = self._http_session().request(method, url, timeout=TRANSFER_TIMEOUT, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise self._error(step, "the TLS certificate of the transfer host '%s' could not be verified (%s). "
+                              "Trust its CA, or set validate_certs=false for a lab." % (host, scrub(_reason(exc))))
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise self._error(step, "the transfer host '%s' cannot be reached (%s). The host running the module "
+                              "must reach the ESXi host on that port; set transfer_host to an address it can "
+                              "reach." % (host, scrub(_reason(exc))))
+        except requests.exceptions.RequestException as exc:
+            raise self._error(step, "the transfer from '%s' failed (%s)." % (host, scrub(_reason(exc))))
+        if response.status_code != 200:
+            try:
+                body = scrub(response.text[:200]).strip()
+            finally:
+                response.close()
+            raise self._error(step, "the transfer host '%s' answered HTTP %s%s." % (
+                host, response.status_code, ' (%s)' % body if body else ''))
+        return response
+
+    def upload(self, fileobj, size, guest_path, overwrite=True, attributes=None):
+        """Stream ``size`` bytes from ``fileobj`` into ``guest_path``. Returns the sha1 hex digest."""
+        step = "Uploading to '%s'" % guest_path
+        if attributes is None:
+            attributes = self.file_attributes()
+        url = self._file_call(step, 'InitiateFileTransferToGuest', path=guest_path, guestFilePath=guest_path,
+                              fileAttributes=attributes, fileSize=size, overwrite=overwrite)
+        body = _SizedReader(fileobj, size)
+        response = self._request(step, 'PUT', self._url(url), data=body,
+                                 headers={'Content-Type': 'application/octet-stream'})
+        response.close()
+        if body.sent != size:
+            raise self._error(step, 'the local source ended after %d of %d bytes.' % (body.sent, size))
+        return body.sha1.hexdigest()
+
+    def file_attributes(self, mode=None, owner=None, group=None, windows=False):
+        if windows:
+            return vim.vm.guest.FileManager.WindowsFileAttributes()
+        return vim.vm.guest.FileManager.PosixFileAttributes(permissions=mode, ownerId=owner, groupId=group)
+
+    def _open_download(self, step, guest_path):
+        info = self._file_call(step, 'InitiateFileTransferFromGuest', path=guest_path, guestFilePath=guest_path)
+        response = self._request(step, 'GET', self._url(info.url), stream=True)
+        return info, response
+
+    def download_to(self, guest_path, fileobj):
+        """Stream a guest file into ``fileobj`` until EOF. Returns (size, sha1 hex digest)."""
+        step = "Downloading '%s'" % guest_path
+        info, response = self._open_download(step, guest_path)
+        sha1 = hashlib.sha1()
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
+                if chunk:
+                    fileobj.write(chunk)
+                    sha1.update(chunk)
+                    size += len(chunk)
+        except requests.exceptions.RequestException as exc:
+            raise self._error(step, 'the transfer broke off after %d bytes (%s).' % (size, scrub(_reason(exc))))
+        finally:
+            response.close()
+        expected = getattr(info, 'size', None)
+        if expected and size < expected:
+            raise self._error(step, 'the transfer ended after %d of %d bytes.' % (size, expected))
+        return size, sha1.hexdigest()
+
+    def download_bytes(self, guest_path, limit=None):
+        """Read a guest file into memory, at most ``limit`` bytes. Returns a Download."""
+        step = "Downloading '%s'" % guest_path
+        info, response = self._open_download(step, guest_path)
+        parts = []
+        size = 0
+        truncated = False
+        try:
+            for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
+                if not chunk:
+                    continue
+                if limit is not None and size + len(chunk) > limit:
+                    parts.append(chunk[:limit - size])
+                    size = limit
+                    truncated = True
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+        except requests.exceptions.RequestException as exc:
+            raise self._error(step, 'the transfer broke off after %d bytes (%s).' % (size, scrub(_reason(exc))))
+        finally:
+            response.close()
+        total = getattr(info, 'size', None)
+        if total and total > size and limit is not None and size >= limit:
+            truncated = True
+        return Download(b''.join(parts), max(size, total or 0), truncated)
+
+    # ----------------------------------------------------------------- processes
+    def start_program(self, spec):
+        """Start a ProgramSpec (see _command_line); returns the pid."""
+        program_spec = vim.vm.guest.ProcessManager.ProgramSpec(
+            programPath=spec.program_path, arguments=spec.arguments or '',
+            workingDirectory=spec.working_directory or None, envVariables=spec.env or None)
+        return self._process_call('Starting the program', 'StartProgramInGuest',
+                                  path=spec.working_directory if spec.working_directory else spec.program_path,
+                                  spec=program_spec)
+
+    def list_processes(self, pids=None):
+        return self._process_call('Listing guest processes', 'ListProcessesInGuest',
+                                  pids=list(pids) if pids else None) or []
+
+    def process(self, pid):
+        """The process record of pid, or None when the guest no longer lists it."""
+        for info in self.list_processes([pid]):
+            if int(info.pid) == int(pid):
+                return info
+        return None
+
+    def terminate(self, pid):
+        """Terminate a guest process. Returns False when it was already gone."""
+        try:
+            self._process_call('Terminating the program', 'TerminateProcessInGuest', pid=pid)
+            return True
+        except VSphereError as err:
+            if err.fault is not None and _fault_is(err.fault, 'GuestProcessNotFound'):
+                return False
+            raise
+
+    def read_exit_code(self, rc_path):
+        """The exit code a wrapper recorded in rc_path, or None."""
+        try:
+            return parse_rc(self.download_bytes(rc_path, limit=64).data)
+        except VSphereError as err:
+            if err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
+                return None
+            raise
+
+    def wait_for_exit(self, pid, timeout, rc_path=None, prefer_rc_file=False):
+        """Poll until the program ends; returns a ProcessExit.
+
+        Polls fast at first and backs off (see poll_delay). Transient faults
+        (agent unavailable, VM busy) are retried until the timeout. When the guest
+        has forgotten the process (exit codes are kept 5 minutes), the exit code
+        recorded in ``rc_path`` is used. Raises WaitTimeout.
+        """
+        deadline = self._clock() + timeout
+        attempt = 0
+        last_transient = None
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                detail = ''
+                if last_transient is not None:
+                    detail = ' (the last poll failed: %s)' % last_transient.msg
+                raise WaitTimeout("Waiting for the program failed for VM '%s': pid %s did not finish within %s "
+                                  "seconds%s." % (self.vm.name, pid, _seconds(timeout), detail), pid)
+            self._sleep(min(poll_delay(attempt), remaining))
+            attempt += 1
+            try:
+                info = self.process(pid)
+            except VSphereError as err:
+                if err.fault is not None and _fault_is(err.fault, *TRANSIENT_FAULTS):
+                    last_transient = err
+                    continue
+                raise
+            last_transient = None
+            if info is None:
+                code = self.read_exit_code(rc_path) if rc_path else None
+                if code is None:
+                    raise self._error('Waiting for the program', "the guest no longer lists pid %s and no exit code "
+                                      "was recorded (the guest may have rebooted, or the program was killed)." % pid)
+                return ProcessExit(pid, code, expired=True)
+            if info.endTime is not None or info.exitCode is not None:
+                code = info.exitCode
+                if (prefer_rc_file or code is None) and rc_path:
+                    recorded = self.read_exit_code(rc_path)
+                    if recorded is not None:
+                        code = recorded
+                return ProcessExit(pid, code, info.startTime, info.endTime)
+
+
+def _reason(exc):
+    """The innermost useful text of a requests exception."""
+    inner = exc
+    for dummy in range(5):
+        args = getattr(inner, 'args', None)
+        nested = getattr(inner, 'reason', None)
+        if nested is not None and nested is not inner and isinstance(nested, BaseException):
+            inner = nested
+            continue
+        if args and isinstance(args[0], BaseException):
+            inner = args[0]
+            continue
+        break
+    problem = _network_problem(inner, '', '') if isinstance(inner, OSError) else None
+    text = str(inner)
+    if isinstance(inner, ConnectionRefusedError) or 'Connection refused' in text:
+        return 'connection refused'
+    if problem and isinstance(inner, OSError) and getattr(inner, 'strerror', None):
+        return inner.strerror
+    return text
+
+
+def _seconds(value):
+    return ('%d' % value) if float(value).is_integer() else ('%.1f' % value)
+
+
+def _basename(path):
+    if '\\' in path and '/' not in path:
+        return ntpath.basename(path)
+    return posixpath.basename(path.rstrip('/'))

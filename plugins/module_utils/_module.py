@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""AnsibleModule with the shared options, one session per task. Private to the collection."""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
+    HAS_PYVMOMI,
+    PYVMOMI_IMPORT_ERROR,
+    VM_SELECTORS,
+    VSphereError,
+    VSphereSession,
+    vsphere_argument_spec,
+)
+from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    GuestClient,
+)
+
+
+class Target(object):
+    """What a module's action works on: the session, the VM and (if asked for) a guest client."""
+
+    def __init__(self, session, vm, client=None):
+        self.session = session
+        self.vm = vm
+        self.client = client
+
+
+def open_session(params):
+    """The one seam between modules and vSphere (unit tests replace it)."""
+    return VSphereSession.from_params(params)
+
+
+def guest_client(session, vm, params):
+    return GuestClient(session, vm, params['guest_username'], params['guest_password'],
+                       transfer_host=params.get('transfer_host'))
+
+
+def _no_path_info(kwargs):
+    return kwargs
+
+
+class GuestOpsModule(object):
+    """Wraps AnsibleModule: merges the shared options and runs one action against one VM."""
+
+    def __init__(self, argument_spec=None, guest_login=True, vm_required=True, supports_check_mode=True,
+                 mutually_exclusive=None, required_one_of=None, required_if=None, required_together=None,
+                 required_by=None, needs_requests=True, local_paths=False):
+        spec = vsphere_argument_spec(guest_login=guest_login)
+        spec.update(argument_spec or {})
+        selectors = [list(VM_SELECTORS)]
+        options = dict(
+            mutually_exclusive=selectors + list(mutually_exclusive or []),
+            required_one_of=(selectors if vm_required else []) + list(required_one_of or []),
+        )
+        for key, value in (('required_if', required_if), ('required_together', required_together),
+                           ('required_by', required_by)):
+            if value:
+                options[key] = value
+        self.module = AnsibleModule(argument_spec=spec, supports_check_mode=supports_check_mode, **options)
+        if not local_paths:
+            # path/dest name guest paths: do not add stat() details of a local file with the same name.
+            self.module.add_path_info = _no_path_info
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+        self.guest_login = guest_login
+        if not HAS_PYVMOMI:
+            self.module.fail_json(msg=missing_required_lib('pyvmomi'), exception=PYVMOMI_IMPORT_ERROR)
+        if needs_requests and not HAS_REQUESTS:
+            self.module.fail_json(msg=missing_required_lib('requests'), exception=REQUESTS_IMPORT_ERROR)
+
+    def warn(self, message):
+        self.module.warn(message)
+
+    def fail(self, msg, **result):
+        self.module.fail_json(msg=msg, **result)
+
+    def run(self, action, vm_selector=None, check_ready=True):
+        """Connect, find the VM, run ``action(target)`` and exit with its result.
+
+        ``vm_selector`` overrides the name/uuid/moid options (guest_exec_status uses the job's VM).
+        With ``check_ready`` a VM that cannot run guest operations fails before any guest call.
+        Every VSphereError becomes a failed task; the session is logged out on every path.
+        """
+        params = self.params
+        selector = vm_selector or dict(
+            name=params.get('name'), datacenter=params.get('datacenter'), folder=params.get('folder'),
+            uuid=params.get('uuid'), use_instance_uuid=params.get('use_instance_uuid'), moid=params.get('moid'))
+        result = None
+        try:
+            with open_session(params) as session:
+                vm = session.find_vm(**selector)
+                if check_ready:
+                    problem = vm.readiness_problem()
+                    if problem:
+                        raise VSphereError(problem)
+                client = None
+                if self.guest_login and params.get('guest_username') is not None:
+                    client = guest_client(session, vm, params)
+                try:
+                    result = action(Target(session, vm, client))
+                finally:
+                    if client is not None:
+                        client.close()
+        except VSphereError as err:
+            extra = dict(err.result)
+            extra.setdefault('changed', False)
+            self._warn_all(extra)
+            self.module.fail_json(msg=err.msg, **extra)
+        result = dict(result)
+        self._warn_all(result)
+        self.module.exit_json(**result)
+
+    def _warn_all(self, result):
+        for message in result.pop('warnings', None) or []:
+            self.module.warn(message)

@@ -1,0 +1,664 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""vSphere session, fault messages and VM lookup. Private to the collection."""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import socket
+import ssl
+import traceback
+
+from ansible.module_utils.basic import env_fallback
+
+PYVMOMI_IMPORT_ERROR = None
+try:
+    from pyVim.connect import SmartConnect
+    from pyVmomi import vim, vmodl
+except ImportError:  # pragma: no cover - exercised by the sanity import test
+    PYVMOMI_IMPORT_ERROR = traceback.format_exc()
+    SmartConnect = None
+    vim = vmodl = None
+
+HAS_PYVMOMI = PYVMOMI_IMPORT_ERROR is None
+
+
+# --------------------------------------------------------------------------- arguments
+
+def vsphere_argument_spec(guest_login=True):
+    """Options shared by every module (documented in the guestops.vsphere.vsphere fragment).
+
+    With ``guest_login`` the guest login and transfer options are added (fragment GUEST);
+    ``guest_login='optional'`` adds them as optional options.
+    """
+    spec = dict(
+        hostname=dict(type='str', required=True, fallback=(env_fallback, ['VMWARE_HOST'])),
+        username=dict(type='str', required=True, aliases=['user', 'admin'],
+                      fallback=(env_fallback, ['VMWARE_USER'])),
+        password=dict(type='str', required=True, aliases=['pass', 'pwd'], no_log=True,
+                      fallback=(env_fallback, ['VMWARE_PASSWORD'])),
+        port=dict(type='int', default=443, fallback=(env_fallback, ['VMWARE_PORT'])),
+        validate_certs=dict(type='bool', default=True, fallback=(env_fallback, ['VMWARE_VALIDATE_CERTS'])),
+        proxy_host=dict(type='str', fallback=(env_fallback, ['VMWARE_PROXY_HOST'])),
+        proxy_port=dict(type='int', fallback=(env_fallback, ['VMWARE_PROXY_PORT'])),
+        name=dict(type='str'),
+        datacenter=dict(type='str'),
+        folder=dict(type='str'),
+        uuid=dict(type='str'),
+        use_instance_uuid=dict(type='bool', default=False),
+        moid=dict(type='str'),
+    )
+    if guest_login:
+        required = guest_login != 'optional'
+        spec.update(
+            guest_username=dict(type='str', required=required, fallback=(env_fallback, ['VMWARE_GUEST_USERNAME'])),
+            guest_password=dict(type='str', required=required, no_log=True,
+                                fallback=(env_fallback, ['VMWARE_GUEST_PASSWORD'])),
+            transfer_host=dict(type='str'),
+        )
+    return spec
+
+
+VM_SELECTORS = ('name', 'uuid', 'moid')
+
+
+# --------------------------------------------------------------------------- errors
+
+class VSphereError(Exception):
+    """A failure with a message a user can act on. ``result`` holds extra return values."""
+
+    def __init__(self, msg, fault=None, result=None):
+        super(VSphereError, self).__init__(msg)
+        self.msg = msg
+        self.fault = fault
+        self.result = result or {}
+
+    @property
+    def fault_name(self):
+        return fault_name(self.fault)
+
+
+def fault_name(exc):
+    """Short vSphere type name of a fault (``InvalidGuestLogin``) or the Python class name."""
+    if exc is None:
+        return None
+    wsdl = getattr(type(exc), '_wsdlName', None)
+    return wsdl or type(exc).__name__
+
+
+def _fault_is(exc, *names):
+    """True when exc is (a subclass of) one of the named vSphere faults, by WSDL name."""
+    for klass in type(exc).__mro__:
+        if getattr(klass, '_wsdlName', None) in names:
+            return True
+    return False
+
+
+def _fault_text(exc):
+    text = getattr(exc, 'msg', None) or ''
+    if not text:
+        messages = getattr(exc, 'faultMessage', None) or []
+        text = '; '.join(m.message for m in messages if getattr(m, 'message', None))
+    return text.strip()
+
+
+def _network_problem(exc, host, port):
+    """Message for socket/TLS/HTTP level errors, or None."""
+    where = "'%s:%s'" % (host, port)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ("the TLS certificate of %s could not be verified (%s). Install the CA that signed it on the "
+                "host running the module (or point SSL_CERT_FILE at it), or set validate_certs=false "
+                "(VMWARE_VALIDATE_CERTS=false) for a lab with self-signed certificates."
+                % (where, getattr(exc, 'verify_message', None) or getattr(exc, 'reason', None) or exc))
+    if isinstance(exc, ssl.SSLError):
+        return ("the TLS handshake with %s failed (%s). Check that the port speaks HTTPS."
+                % (where, getattr(exc, 'reason', None) or exc))
+    if isinstance(exc, ConnectionRefusedError):
+        return ("the connection to %s was refused: nothing listens there. Check hostname and port "
+                "(VMWARE_HOST/VMWARE_PORT)." % where)
+    if isinstance(exc, socket.gaierror):
+        return ("the host name '%s' cannot be resolved (%s). Check hostname." % (host, exc.strerror or exc))
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "%s did not answer in time. Check the network path and any firewall." % where
+    if isinstance(exc, ConnectionResetError):
+        return "%s closed the connection. Check that hostname and port point to vCenter or ESXi." % where
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return "%s is unreachable (%s). Check the network path." % (where, exc.strerror)
+    if isinstance(exc, http.client.HTTPException):
+        return ("%s answered with an unexpected HTTP response (%s). Check that it is a vCenter or ESXi "
+                "SDK endpoint." % (where, exc))
+    if isinstance(exc, OSError):
+        return "the connection to %s failed (%s)." % (where, exc.strerror or exc)
+    return None
+
+
+def describe_fault(exc, host=None, port=None, username=None, guest_username=None, path=None):
+    """Turn a pyVmomi fault or a network error into a sentence that says what to do."""
+    text = _fault_text(exc)
+    # vCenter login and session
+    if _fault_is(exc, 'InvalidLogin'):
+        return ("vCenter/ESXi rejected the login of user '%s' (wrong user name or password). Check the "
+                "username and password options (VMWARE_USER/VMWARE_PASSWORD)." % username)
+    if _fault_is(exc, 'NotAuthenticated'):
+        return "the vSphere session is not authenticated (it expired or was closed). Run the task again."
+    if _fault_is(exc, 'NoPermission'):
+        priv = getattr(exc, 'privilegeId', None) or 'a required privilege'
+        return ("user '%s' lacks the privilege %s. Guest operations need VirtualMachine.GuestOperations."
+                "Query, .Modify and .Execute on the VM." % (username, priv))
+    # power and agent
+    if _fault_is(exc, 'InvalidPowerState'):
+        state = getattr(exc, 'existingState', None) or 'not powered on'
+        return ("the VM is %s; guest operations need a powered-on VM with VMware Tools running. Power it on "
+                "and retry." % state)
+    if _fault_is(exc, 'GuestOperationsUnavailable'):
+        return ("the guest operations agent (VMware Tools) could not be contacted: Tools are not running or "
+                "the guest is still booting. Check VMware Tools in the guest, or wait for it with "
+                "guestops.vsphere.guest_info wait_for_ready=true.")
+    if _fault_is(exc, 'InvalidGuestLogin'):
+        return ("the guest OS rejected the login of guest user '%s' (wrong guest_username or guest_password; "
+                "VMWARE_GUEST_USERNAME/VMWARE_GUEST_PASSWORD)." % guest_username)
+    if _fault_is(exc, 'GuestPermissionDenied'):
+        return ("guest user '%s' is not permitted to do this in the guest OS%s (file permissions, or a "
+                "program that is not executable)." % (guest_username, " on '%s'" % path if path else ''))
+    if _fault_is(exc, 'GuestComponentsOutOfDate'):
+        return "VMware Tools in the guest are too old for this operation. Upgrade VMware Tools."
+    if _fault_is(exc, 'OperationDisabledByGuest'):
+        return ("guest operations are disabled by the guest's VMware Tools configuration "
+                "(tools.conf, section [guestoperations]).")
+    if _fault_is(exc, 'OperationNotSupportedByGuest'):
+        return "the guest OS does not support this operation%s." % (': ' + text if text else '')
+    if _fault_is(exc, 'TooManyGuestLogons'):
+        return "too many concurrent guest logins are active in the VM. Retry later."
+    if _fault_is(exc, 'GuestProcessNotFound'):
+        return "process %s does not exist in the guest." % getattr(exc, 'pid', '?')
+    if _fault_is(exc, 'TaskInProgress'):
+        return "the VM is busy with another task. Retry later."
+    # files
+    fault_file = getattr(exc, 'file', None) or path
+    target = "'%s'" % fault_file if fault_file else 'the file'
+    if _fault_is(exc, 'FileNotFound'):
+        return "guest file or directory %s was not found." % target
+    if _fault_is(exc, 'CannotAccessFile'):
+        return "guest file %s cannot be accessed by guest user '%s' (permissions)." % (target, guest_username)
+    if _fault_is(exc, 'FileAlreadyExists'):
+        return "guest file %s already exists." % target
+    if _fault_is(exc, 'NotAFile'):
+        return "guest path %s is not a regular file." % target
+    if _fault_is(exc, 'NotADirectory'):
+        return "guest path %s is not a directory." % target
+    if _fault_is(exc, 'DirectoryNotEmpty'):
+        return "guest directory %s is not empty." % target
+    if _fault_is(exc, 'NoDiskSpace'):
+        return "the guest file system holding %s is full." % target
+    if _fault_is(exc, 'FileTooLarge'):
+        return "guest file %s is too large for the guest file system." % target
+    if _fault_is(exc, 'FileNameTooLong'):
+        return "guest path %s is too long." % target
+    if _fault_is(exc, 'FileFault'):
+        return "guest file operation on %s failed (%s)%s." % (target, fault_name(exc), ': ' + text if text else '')
+    if _fault_is(exc, 'InvalidState'):
+        return "the VM is in a state that does not allow this (%s)%s." % (fault_name(exc), ': ' + text if text else '')
+    # runtime faults
+    if _fault_is(exc, 'ManagedObjectNotFound'):
+        return "the object no longer exists in the vSphere inventory (removed, or a wrong moid)."
+    if _fault_is(exc, 'InvalidArgument'):
+        prop = getattr(exc, 'invalidProperty', None)
+        return "vSphere rejected a parameter%s%s." % (" '%s'" % prop if prop else '', ': ' + text if text else '')
+    if _fault_is(exc, 'SystemError'):
+        return "vSphere reported a system error: %s." % (getattr(exc, 'reason', None) or text or 'unknown')
+    if _fault_is(exc, 'MethodNotFound'):
+        return ("the server does not implement this call (%s); guest operations need vCenter/ESXi 5.0 or "
+                "later." % (text or getattr(exc, 'selector', '')))
+    if vmodl is not None and isinstance(exc, vmodl.MethodFault):
+        return "vSphere returned %s%s." % (fault_name(exc), ': ' + text if text else '')
+    problem = _network_problem(exc, host, port)
+    if problem:
+        return problem
+    return '%s: %s' % (type(exc).__name__, exc)
+
+
+def step_error(step, exc, vm_name=None, **context):
+    """A VSphereError whose message names the step and the VM."""
+    where = " for VM '%s'" % vm_name if vm_name else ''
+    return VSphereError('%s failed%s: %s' % (step, where, describe_fault(exc, **context)), fault=exc)
+
+
+# --------------------------------------------------------------------------- VM lookup
+
+GUEST_MANAGERS = ('fileManager', 'processManager', 'authManager')
+
+VM_PROPERTIES = (
+    'name', 'runtime.powerState', 'config.uuid', 'config.instanceUuid',
+    'guest.toolsRunningStatus', 'guest.toolsVersionStatus2', 'guest.toolsStatus',
+    'guest.guestOperationsReady', 'guest.interactiveGuestOperationsReady',
+    'guest.guestFamily', 'guest.guestId', 'guest.guestFullName', 'guest.guestState',
+    'guest.hostName', 'guest.ipAddress',
+)
+
+
+class VirtualMachine(object):
+    """A VM found in the inventory: its managed object, identity and guest facts."""
+
+    def __init__(self, ref, props, path=None):
+        self.ref = ref
+        self.props = props
+        self.path = path
+
+    @property
+    def moid(self):
+        return self.ref._moId
+
+    @property
+    def name(self):
+        return self.props.get('name') or self.moid
+
+    def get(self, prop, default=None):
+        return self.props.get(prop, default)
+
+    @property
+    def power_state(self):
+        return self.props.get('runtime.powerState')
+
+    @property
+    def guest_family(self):
+        return self.props.get('guest.guestFamily')
+
+    def identity(self):
+        return {
+            'name': self.name,
+            'moid': self.moid,
+            'uuid': self.props.get('config.uuid'),
+            'instance_uuid': self.props.get('config.instanceUuid'),
+            'power_state': self.power_state,
+        }
+
+    def guest_facts(self):
+        p = self.props
+        return {
+            'tools_running_status': p.get('guest.toolsRunningStatus'),
+            'tools_version_status': p.get('guest.toolsVersionStatus2'),
+            'tools_status': p.get('guest.toolsStatus'),
+            'guest_operations_ready': bool(p.get('guest.guestOperationsReady')),
+            'interactive_guest_operations_ready': bool(p.get('guest.interactiveGuestOperationsReady')),
+            'guest_family': p.get('guest.guestFamily'),
+            'guest_id': p.get('guest.guestId'),
+            'guest_full_name': p.get('guest.guestFullName'),
+            'guest_state': p.get('guest.guestState'),
+            'hostname': p.get('guest.hostName'),
+            'ip_address': p.get('guest.ipAddress'),
+        }
+
+    def readiness_problem(self, advice=True):
+        """Why guest operations cannot run now (a sentence), or None when they can.
+
+        Without ``advice`` only the state is described (used after waiting in vain).
+        """
+        state = self.power_state
+        if state and state != 'poweredOn':
+            return ("VM '%s' is %s; guest operations need a powered-on VM with VMware Tools running.%s"
+                    % (self.name, state, ' Power it on and retry.' if advice else ''))
+        if self.props.get('guest.toolsVersionStatus2') == 'guestToolsNotInstalled' or \
+                self.props.get('guest.toolsStatus') == 'toolsNotInstalled':
+            return ("VMware Tools are not installed in VM '%s'; guest operations need them. Install "
+                    "open-vm-tools or VMware Tools in the guest." % self.name)
+        if self.props.get('guest.toolsRunningStatus') == 'guestToolsNotRunning':
+            return ("VMware Tools are not running in VM '%s'.%s" % (self.name, (
+                " Start them in the guest (systemctl start vmtoolsd) or wait for the guest to boot "
+                "(guest_info wait_for_ready=true).") if advice else ''))
+        if self.props.get('guest.guestOperationsReady') is False:
+            return ("VM '%s' is not ready for guest operations yet (guestOperationsReady is false; the guest "
+                    "is probably still booting).%s" % (self.name, (
+                        " Wait for it with guestops.vsphere.guest_info wait_for_ready=true.") if advice else ''))
+        return None
+
+
+def _folder_matches(folder, folder_path, datacenter_path):
+    """Does the user's ``folder`` select a VM whose parent folder has ``folder_path``?
+
+    ``/DC0/vm/F0`` (absolute), ``/vm/F0`` (relative to the datacenter) and ``F0`` or
+    ``vm/F0`` (a trailing part of the path) all select ``/DC0/vm/F0``.
+    """
+    if folder_path is None:
+        return False
+    wanted = folder.rstrip('/')
+    if not wanted:
+        return False
+    if wanted.startswith('/'):
+        if folder_path == wanted:
+            return True
+        if datacenter_path and folder_path.startswith(datacenter_path + '/'):
+            return folder_path[len(datacenter_path):] == wanted
+        return False
+    return folder_path == '/' + wanted or folder_path.endswith('/' + wanted)
+
+
+class InventoryEntry(object):
+    __slots__ = ('ref', 'name', 'parent', 'kind')
+
+    def __init__(self, ref, name, parent, kind):
+        self.ref = ref
+        self.name = name
+        self.parent = parent
+        self.kind = kind
+
+
+class Inventory(object):
+    """Names and parents of folders, datacenters and VMs, keyed by moid."""
+
+    def __init__(self, entries, root_moid=None):
+        self.entries = dict((e.ref._moId, e) for e in entries)
+        self.root_moid = root_moid
+
+    def _chain(self, moid):
+        chain = []
+        seen = set()
+        while moid and moid in self.entries and moid not in seen and moid != self.root_moid:
+            seen.add(moid)
+            entry = self.entries[moid]
+            chain.append(entry)
+            moid = entry.parent
+        chain.reverse()
+        return chain
+
+    def path(self, moid):
+        return '/' + '/'.join(e.name for e in self._chain(moid))
+
+    def datacenter(self, moid):
+        """(name, path) of the datacenter holding moid, or (None, None)."""
+        chain = self._chain(moid)
+        for index in range(len(chain) - 1, -1, -1):
+            if chain[index].kind == 'Datacenter':
+                return chain[index].name, '/' + '/'.join(e.name for e in chain[:index + 1])
+        return None, None
+
+    def vms_named(self, name):
+        return [e for e in self.entries.values() if e.kind == 'VirtualMachine' and e.name == name]
+
+    def vm_count(self):
+        return sum(1 for e in self.entries.values() if e.kind == 'VirtualMachine')
+
+    def select(self, name, datacenter=None, folder=None):
+        """VM entries named ``name`` narrowed by datacenter and folder, plus all of that name."""
+        named = self.vms_named(name)
+        selected = []
+        for entry in named:
+            dc_name, dc_path = self.datacenter(entry.ref._moId)
+            if datacenter and dc_name != datacenter:
+                continue
+            if folder:
+                folder_path = self.path(entry.parent) if entry.parent else None
+                if not _folder_matches(folder, folder_path, dc_path):
+                    continue
+            selected.append(entry)
+        return selected, named
+
+
+def _candidate_list(inventory, entries):
+    return ', '.join(sorted('%s (%s)' % (inventory.path(e.ref._moId), e.ref._moId) for e in entries))
+
+
+def choose_vm(inventory, name, datacenter=None, folder=None, username=None):
+    """The one inventory entry named ``name``; errors list the candidates."""
+    selected, named = inventory.select(name, datacenter, folder)
+    if len(selected) == 1:
+        return selected[0]
+    if len(selected) > 1:
+        raise VSphereError(
+            "Finding the VM failed: the name '%s' is ambiguous, %d VMs match: %s. Narrow it down with "
+            "datacenter or folder, or select the VM by uuid or moid." % (name, len(selected), _candidate_list(inventory, selected)))
+    narrowing = []
+    if datacenter:
+        narrowing.append("datacenter '%s'" % datacenter)
+    if folder:
+        narrowing.append("folder '%s'" % folder)
+    if named:
+        raise VSphereError(
+            "Finding the VM failed: no VM named '%s' in %s; VMs with that name: %s."
+            % (name, ' and '.join(narrowing), _candidate_list(inventory, named)))
+    raise VSphereError(
+        "Finding the VM failed: no VM named '%s' is visible to user '%s' (%d VMs searched). Check the name "
+        "and the user's permissions." % (name, username, inventory.vm_count()))
+
+
+# --------------------------------------------------------------------------- session
+
+class VSphereSession(object):
+    """One logged-in vSphere session. Use as a context manager: it always logs out.
+
+    The vCenter password is used for the login only and dropped right after it.
+    """
+
+    def __init__(self, hostname, username, password, port=443, validate_certs=True,
+                 proxy_host=None, proxy_port=None, connect_timeout=None):
+        self.hostname = hostname
+        self.username = username
+        self._password = password
+        self.port = int(port or 443)
+        self.validate_certs = validate_certs
+        self.proxy_host = proxy_host
+        self.proxy_port = proxy_port
+        self.connect_timeout = connect_timeout
+        self.si = None
+        self.content = None
+        self._guest_managers = None
+        self.calls = 0
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(params['hostname'], params['username'], params['password'], params.get('port') or 443,
+                   params.get('validate_certs', True), params.get('proxy_host'), params.get('proxy_port'))
+
+    # ----------------------------------------------------------------- connection
+    def ssl_context(self):
+        if getattr(self, '_ssl_context', None) is None:
+            context = ssl.create_default_context()
+            if not self.validate_certs:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._ssl_context = context
+        return self._ssl_context
+
+    def context(self, **extra):
+        values = dict(host=self.hostname, port=self.port, username=self.username)
+        values.update(extra)
+        return values
+
+    def connect(self):
+        if not HAS_PYVMOMI:
+            raise VSphereError('pyvmomi is required for this module')
+        step = "Connecting to vCenter/ESXi '%s:%s'" % (self.hostname, self.port)
+        kwargs = dict(host=self.hostname, port=self.port, user=self.username, pwd=self._password,
+                      sslContext=self.ssl_context())
+        if self.proxy_host:
+            kwargs.update(httpProxyHost=self.proxy_host, httpProxyPort=int(self.proxy_port or 80))
+        if self.connect_timeout:
+            kwargs['httpConnectionTimeout'] = self.connect_timeout
+        try:
+            self.si = SmartConnect(**kwargs)
+            self.content = self.si.RetrieveContent()
+        except Exception as exc:
+            if self.si is not None:
+                self.close()
+            raise self._connect_error(step, exc)
+        finally:
+            self._password = None
+            kwargs = None
+        return self
+
+    def _connect_error(self, step, exc):
+        if 'is not a VIM server' in str(exc):
+            cause = exc.__context__ or exc.__cause__
+            if cause is not None and _network_problem(cause, self.hostname, self.port):
+                exc = cause
+            else:
+                return VSphereError(
+                    "%s failed: '%s:%s' does not look like vCenter or ESXi (no SDK endpoint answered). Check "
+                    "hostname and port." % (step, self.hostname, self.port), fault=exc)
+        return step_error(step, exc, **self.context())
+
+    def close(self):
+        """Log out (errors are ignored) and drop the connection."""
+        si, self.si = self.si, None
+        if si is None:
+            return
+        try:
+            content = self.content or si.RetrieveContent()
+            content.sessionManager.Logout()
+        except Exception:
+            pass
+        finally:
+            self.content = None
+            stub = getattr(si, '_stub', None)
+            drop = getattr(stub, 'DropConnections', None)
+            if drop is not None:
+                try:
+                    drop()
+                except Exception:
+                    pass
+
+    def __enter__(self):
+        if self.si is None:
+            self.connect()
+        return self
+
+    def __exit__(self, exc_type, exc_value, tb):
+        self.close()
+        return False
+
+    # ----------------------------------------------------------------- calls
+    def call(self, step, func, vm_name=None, path=None, guest_username=None, **kwargs):
+        """Run one vSphere call, turning any fault into a VSphereError naming the step."""
+        self.calls += 1
+        try:
+            return func(**kwargs)
+        except VSphereError:
+            raise
+        except Exception as exc:
+            raise step_error(step, exc, vm_name=vm_name,
+                             **self.context(path=path, guest_username=guest_username))
+
+    def retrieve(self, step, object_specs, property_specs, vm_name=None):
+        """RetrievePropertiesEx (with continuation) -> list of (obj, {path: value})."""
+        pc = self.content.propertyCollector
+        spec = vmodl.query.PropertyCollector.FilterSpec(objectSet=object_specs, propSet=property_specs)
+        options = vmodl.query.PropertyCollector.RetrieveOptions()
+        result = self.call(step, pc.RetrievePropertiesEx, vm_name=vm_name, specSet=[spec], options=options)
+        found = []
+        while result is not None:
+            for obj in result.objects or []:
+                found.append((obj.obj, dict((p.name, p.val) for p in (obj.propSet or []))))
+            token = getattr(result, 'token', None)
+            if not token:
+                break
+            result = self.call(step, pc.ContinueRetrievePropertiesEx, vm_name=vm_name, token=token)
+        return found
+
+    # ----------------------------------------------------------------- lookup
+    def find_vm(self, name=None, datacenter=None, folder=None, uuid=None, use_instance_uuid=False, moid=None):
+        """Find exactly one VM and read its facts. Raises VSphereError naming the candidates."""
+        if sum(1 for v in (name, uuid, moid) if v) != 1:
+            raise VSphereError('Finding the VM failed: give exactly one of name, uuid or moid.')
+        path = None
+        if moid:
+            ref = vim.VirtualMachine(moid, self.si._stub)
+        elif uuid:
+            ref = self._find_by_uuid(uuid, use_instance_uuid)
+        else:
+            inventory = self.inventory()
+            entry = choose_vm(inventory, name, datacenter, folder, self.username)
+            ref = entry.ref
+            path = inventory.path(ref._moId)
+        return self.vm_facts(ref, path=path, label=name or uuid or moid)
+
+    def _find_by_uuid(self, uuid, instance_uuid):
+        kind = 'instance uuid' if instance_uuid else 'BIOS uuid'
+        refs = self.call('Finding the VM by %s' % kind, self.content.searchIndex.FindAllByUuid,
+                         uuid=uuid, vmSearch=True, instanceUuid=bool(instance_uuid)) or []
+        refs = [r for r in refs if isinstance(r, vim.VirtualMachine)]
+        if not refs:
+            raise VSphereError("Finding the VM failed: no VM with %s '%s' is visible to user '%s'."
+                               % (kind, uuid, self.username))
+        if len(refs) > 1:
+            raise VSphereError("Finding the VM failed: %d VMs share the %s '%s' (%s). Select the VM by moid, "
+                               "or by the instance uuid (use_instance_uuid=true)."
+                               % (len(refs), kind, uuid, ', '.join(sorted(r._moId for r in refs))))
+        return refs[0]
+
+    def inventory(self):
+        """Names and parents of every folder, datacenter and VM, in one property retrieval."""
+        step = 'Finding the VM'
+        view = self.call(step, self.content.viewManager.CreateContainerView,
+                         container=self.content.rootFolder,
+                         type=[vim.Folder, vim.Datacenter, vim.VirtualMachine], recursive=True)
+        traversal = vmodl.query.PropertyCollector.TraversalSpec(
+            name='view', type=vim.view.ContainerView, path='view', skip=False)
+        object_spec = vmodl.query.PropertyCollector.ObjectSpec(obj=view, skip=True, selectSet=[traversal])
+        prop_specs = [vmodl.query.PropertyCollector.PropertySpec(type=kind, pathSet=['name', 'parent'])
+                      for kind in (vim.Folder, vim.Datacenter, vim.VirtualMachine)]
+        # The view belongs to this session and goes away with the logout.
+        entries = []
+        for obj, props in self.retrieve(step, [object_spec], prop_specs):
+            parent = props.get('parent')
+            kind = 'VirtualMachine' if isinstance(obj, vim.VirtualMachine) else \
+                'Datacenter' if isinstance(obj, vim.Datacenter) else 'Folder'
+            entries.append(InventoryEntry(obj, props.get('name'), parent._moId if parent is not None else None, kind))
+        return Inventory(entries, root_moid=self.content.rootFolder._moId)
+
+    def vm_facts(self, ref, path=None, label=None):
+        """Read the VM's identity and guest facts, plus the guest operation managers, in one call."""
+        pc = vmodl.query.PropertyCollector
+        object_specs = [pc.ObjectSpec(obj=ref, skip=False)]
+        prop_specs = [pc.PropertySpec(type=vim.VirtualMachine, pathSet=list(VM_PROPERTIES))]
+        gom = getattr(self.content, 'guestOperationsManager', None)
+        if gom is not None and self._guest_managers is None:
+            object_specs.append(pc.ObjectSpec(obj=gom, skip=False))
+            prop_specs.append(pc.PropertySpec(type=vim.vm.guest.GuestOperationsManager,
+                                              pathSet=list(GUEST_MANAGERS)))
+        try:
+            found = self.retrieve('Reading the VM', object_specs, prop_specs, vm_name=label)
+        except VSphereError as err:
+            if err.fault is not None and _fault_is(err.fault, 'ManagedObjectNotFound'):
+                raise VSphereError("Finding the VM failed: no VM with moid '%s' exists (or user '%s' cannot "
+                                   "see it)." % (ref._moId, self.username), fault=err.fault)
+            raise
+        props = {}
+        for obj, values in found:
+            if isinstance(obj, vim.VirtualMachine):
+                props = values
+            else:
+                self._guest_managers = dict((key, values.get(key)) for key in GUEST_MANAGERS)
+        if not props:
+            raise VSphereError("Finding the VM failed: no VM with moid '%s' exists (or user '%s' cannot see it)."
+                               % (ref._moId, self.username))
+        return VirtualMachine(ref, props, path=path)
+
+    def refresh(self, vm):
+        """Re-read a VM's facts (used while waiting for readiness)."""
+        fresh = self.vm_facts(vm.ref, path=vm.path, label=vm.name)
+        vm.props = fresh.props
+        return vm
+
+    def guest_managers(self):
+        """{'fileManager', 'processManager', 'authManager'} of the guest operations manager."""
+        if self._guest_managers is None:
+            gom = getattr(self.content, 'guestOperationsManager', None)
+            if gom is None:
+                raise VSphereError('This vSphere endpoint offers no guest operations manager; guest operations '
+                                   'need vCenter or ESXi 5.0 or later.')
+            found = self.retrieve('Reading the guest operations manager', [
+                vmodl.query.PropertyCollector.ObjectSpec(obj=gom, skip=False)], [
+                vmodl.query.PropertyCollector.PropertySpec(type=vim.vm.guest.GuestOperationsManager,
+                                                           pathSet=list(GUEST_MANAGERS))])
+            values = found[0][1] if found else {}
+            self._guest_managers = dict((key, values.get(key)) for key in GUEST_MANAGERS)
+        return self._guest_managers
+
+    def guest_manager(self, key):
+        manager = self.guest_managers().get(key)
+        if manager is None:
+            raise VSphereError('This vSphere endpoint offers no guest %s.' % key)
+        return manager

@@ -1,0 +1,312 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: guest_exec
+short_description: Run a program inside a vSphere VM and return its output
+version_added: 0.1.0
+description:
+  - Runs a program in the guest through VMware Tools (no network access to the guest needed), waits for it
+    and returns C(rc), C(stdout) and C(stderr) like M(ansible.builtin.command).
+  - "The output goes to files in a private temporary directory that the module creates, reads after the
+    program ends and always deletes, also when the program fails or times out."
+  - The exit code is also recorded in that directory, so it is right even when vSphere has already forgotten
+    the process (vSphere keeps exit codes for five minutes).
+  - Polls fast at first and backs off to a few seconds; transient "agent unavailable" faults while waiting are
+    retried until O(timeout).
+  - Fails when the return code is not zero. With O(wait=false) it returns a RV(job) at once for
+    M(guestops.vsphere.guest_exec_status).
+options:
+  cmd:
+    description:
+      - A command line run by the guest shell, C(/bin/sh -c) on Linux and C(cmd.exe /c) on Windows, so
+        pipes, redirections and variables work.
+      - Exactly one of O(cmd), O(argv) and O(program) is required.
+    type: str
+  argv:
+    description:
+      - The program and its arguments as a list. Every item is quoted for the guest's shell, so spaces and
+        special characters arrive unchanged.
+    type: list
+    elements: str
+  program:
+    description:
+      - Absolute path of a program to start directly with StartProgramInGuest, with O(arguments) passed as
+        given (on Linux guests VMware Tools still interprets them with a shell).
+      - On Linux the output is captured; on Windows guests it is not (no shell is involved).
+      - The exit code comes from vSphere's process record only.
+    type: str
+  arguments:
+    description:
+      - The raw argument string for O(program).
+    type: str
+  chdir:
+    description:
+      - Working directory of the program (absolute guest path).
+      - If not set, Linux guests use the home directory of O(guest_username).
+    type: str
+  env:
+    description:
+      - Environment variables of the program.
+      - They B(replace) the guest environment (this is how the vSphere API works). On Linux a default
+        C(PATH) (C(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)) is added unless given;
+        on Windows C(SystemRoot) and C(PATH) get defaults.
+      - If not set, the program gets the environment VMware Tools provides.
+    type: dict
+  stdout_path:
+    description:
+      - Write stdout into this existing guest file instead of capturing it; RV(stdout) is then empty.
+    type: str
+  stderr_path:
+    description:
+      - Write stderr into this existing guest file instead of capturing it; RV(stderr) is then empty.
+    type: str
+  wait:
+    description:
+      - Wait for the program to end. With V(false), return at once with the RV(pid) and a RV(job) handle
+        for M(guestops.vsphere.guest_exec_status), which also removes the job's temporary directory.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait. When they pass, the program (with its child processes on Linux) is terminated and
+        the task fails with the output so far.
+    type: int
+    default: 3600
+  output_limit:
+    description:
+      - At most this many bytes of stdout and of stderr are returned; the rest is cut off with a warning.
+    type: int
+    default: 10485760
+  creates:
+    description:
+      - An absolute guest path; when it exists, the program is not run.
+    type: str
+  removes:
+    description:
+      - An absolute guest path; when it does not exist, the program is not run.
+    type: str
+  directory_path:
+    description:
+      - Where to create the private temporary directory. Set it when the guest's default temporary location
+        is not writable or is mounted C(noexec) and your command runs files from there.
+    type: str
+  guest_os:
+    description:
+      - How to build the command line. V(auto) uses the VM's guest family (C(windowsGuest) means Windows,
+        anything else Linux/Unix).
+    type: str
+    choices: [auto, linux, windows]
+    default: auto
+extends_documentation_fragment:
+  - guestops.vsphere.vsphere
+  - guestops.vsphere.vsphere.guest
+  - guestops.vsphere.vsphere.actiongroup
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: The program is not run; O(creates) and O(removes) are evaluated.
+  diff_mode:
+    support: none
+  platform:
+    platforms: vsphere
+    support: full
+    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
+notes:
+  - Passwords are sent to vSphere only; they never appear on the guest's command line or in the results.
+  - Exit code 126 on Linux usually means the program's file system is mounted C(noexec); the error message
+    suggests O(directory_path) or running the file through an interpreter.
+seealso:
+  - module: guestops.vsphere.guest_exec_status
+  - module: guestops.vsphere.guest_copy
+author:
+  - guestops.vsphere maintainers (@guestops)
+"""
+
+EXAMPLES = r"""
+- name: Run a shell command
+  guestops.vsphere.guest_exec:
+    name: web01
+    guest_username: root
+    guest_password: "{{ guest_password }}"
+    cmd: systemctl is-active nginx && nginx -v
+  delegate_to: localhost
+  register: nginx
+
+- name: Run a program with arguments that contain spaces
+  guestops.vsphere.guest_exec:
+    name: web01
+    guest_username: root
+    guest_password: "{{ guest_password }}"
+    argv: [/usr/bin/touch, /srv/data/a file with spaces]
+    creates: /srv/data/a file with spaces
+  delegate_to: localhost
+
+- name: Start a long job and poll for it
+  guestops.vsphere.guest_exec:
+    name: web01
+    guest_username: root
+    guest_password: "{{ guest_password }}"
+    cmd: /opt/app/bin/migrate --all
+    wait: false
+  delegate_to: localhost
+  register: migration
+
+- name: Wait for the job
+  guestops.vsphere.guest_exec_status:
+    name: web01
+    guest_username: root
+    guest_password: "{{ guest_password }}"
+    job: "{{ migration.job }}"
+    cleanup: true
+  delegate_to: localhost
+  register: migration_status
+  until: migration_status.finished
+  retries: 120
+  delay: 10
+
+- name: Windows
+  guestops.vsphere.guest_exec:
+    name: win01
+    guest_username: Administrator
+    guest_password: "{{ guest_password }}"
+    cmd: dir C:\Windows\Temp
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+rc:
+  description: The exit code of the program.
+  returned: when the program ran and ended
+  type: int
+  sample: 0
+stdout:
+  description: Standard output, trailing newlines removed.
+  returned: when the program ran and ended
+  type: str
+stderr:
+  description: Standard error, trailing newlines removed.
+  returned: when the program ran and ended
+  type: str
+stdout_lines:
+  description: RV(stdout) split into lines.
+  returned: when the program ran and ended
+  type: list
+  elements: str
+stderr_lines:
+  description: RV(stderr) split into lines.
+  returned: when the program ran and ended
+  type: list
+  elements: str
+start:
+  description: When the program was started, as seen by the host running the module.
+  returned: when the program ran
+  type: str
+  sample: '2025-01-31 12:00:00.000000'
+end:
+  description: When the module saw the program's end.
+  returned: when the program ran and ended
+  type: str
+delta:
+  description: The time between RV(start) and RV(end).
+  returned: when the program ran and ended
+  type: str
+  sample: '0:00:01.204316'
+pid:
+  description: The guest process id.
+  returned: when the program was started
+  type: int
+cmd:
+  description: The command as given (O(cmd), O(argv) or O(program) with O(arguments)).
+  returned: always
+  type: raw
+msg:
+  description: Why the program did not run (O(creates)/O(removes), check mode).
+  returned: when the program was skipped
+  type: str
+stdout_truncated:
+  description: Set when RV(stdout) was cut at O(output_limit).
+  returned: when truncated
+  type: bool
+stderr_truncated:
+  description: Set when RV(stderr) was cut at O(output_limit).
+  returned: when truncated
+  type: bool
+job:
+  description: Handle for M(guestops.vsphere.guest_exec_status).
+  returned: with O(wait=false)
+  type: dict
+  contains:
+    vm:
+      description: Name and moid of the VM.
+      type: dict
+    pid:
+      description: The guest process id.
+      type: int
+    temp_dir:
+      description: The job's private temporary directory in the guest.
+      type: str
+    stdout_path:
+      description: Guest file with standard output.
+      type: str
+    stderr_path:
+      description: Guest file with standard error.
+      type: str
+    rc_path:
+      description: Guest file in which the exit code is recorded (null with O(program)).
+      type: str
+    guest_os:
+      description: V(linux) or V(windows).
+      type: str
+    start:
+      description: When the program was started.
+      type: str
+"""
+
+from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
+from ansible_collections.guestops.vsphere.plugins.module_utils._operations import (
+    DEFAULT_OUTPUT_LIMIT,
+    ProgramRequest,
+    run_program,
+)
+
+
+def main():
+    module = GuestOpsModule(
+        argument_spec=dict(
+            cmd=dict(type='str'),
+            argv=dict(type='list', elements='str'),
+            program=dict(type='str'),
+            arguments=dict(type='str'),
+            chdir=dict(type='str'),
+            env=dict(type='dict'),
+            stdout_path=dict(type='str'),
+            stderr_path=dict(type='str'),
+            wait=dict(type='bool', default=True),
+            timeout=dict(type='int', default=3600),
+            output_limit=dict(type='int', default=DEFAULT_OUTPUT_LIMIT),
+            creates=dict(type='str'),
+            removes=dict(type='str'),
+            directory_path=dict(type='str'),
+            guest_os=dict(type='str', default='auto', choices=['auto', 'linux', 'windows']),
+        ),
+        mutually_exclusive=[['cmd', 'argv', 'program']],
+        required_one_of=[['cmd', 'argv', 'program']],
+        required_by={'arguments': 'program'},
+    )
+    request = ProgramRequest(**dict((key, module.params.get(key)) for key in ProgramRequest.FIELDS))
+    if request.timeout <= 0:
+        module.fail(msg='timeout must be a positive number of seconds')
+    if request.output_limit < 0:
+        module.fail(msg='output_limit must not be negative')
+    module.run(lambda target: run_program(target.client, request, check_mode=module.check_mode))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,180 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: guest_exec_status
+short_description: Check on a program started by guest_exec with wait=false
+version_added: 0.1.0
+description:
+  - Reports whether a job from M(guestops.vsphere.guest_exec) with O(guestops.vsphere.guest_exec#module:wait=false)
+    has finished and, when it has, its return code and output, like M(ansible.builtin.async_status).
+  - "Made for C(until: result.finished) loops. It does not fail on a non-zero return code; the caller decides."
+  - The exit code is read from the job's temporary directory when vSphere has forgotten the process.
+options:
+  job:
+    description:
+      - The RV(guestops.vsphere.guest_exec#module:job) returned by M(guestops.vsphere.guest_exec).
+      - Its VM is used unless O(name), O(uuid) or O(moid) is given.
+    type: dict
+    required: true
+  cleanup:
+    description:
+      - Delete the job's temporary directory after reporting a finished job.
+    type: bool
+    default: false
+  terminate:
+    description:
+      - Terminate the program if it still runs, then report it as finished.
+    type: bool
+    default: false
+  output_limit:
+    description:
+      - At most this many bytes of stdout and of stderr are returned.
+    type: int
+    default: 10485760
+extends_documentation_fragment:
+  - guestops.vsphere.vsphere
+  - guestops.vsphere.vsphere.guest
+  - guestops.vsphere.vsphere.actiongroup
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: partial
+    details: Reports the status; O(cleanup) and O(terminate) are not carried out.
+  diff_mode:
+    support: none
+  platform:
+    platforms: vsphere
+    support: full
+    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
+seealso:
+  - module: guestops.vsphere.guest_exec
+author:
+  - guestops.vsphere maintainers (@guestops)
+"""
+
+EXAMPLES = r"""
+- name: Start a backup without waiting
+  guestops.vsphere.guest_exec:
+    name: db01
+    guest_username: root
+    guest_password: "{{ guest_password }}"
+    cmd: /usr/local/bin/backup.sh
+    wait: false
+  delegate_to: localhost
+  register: backup
+
+- name: Wait for it (up to 2 hours) and remove its temporary directory
+  guestops.vsphere.guest_exec_status:
+    guest_username: root
+    guest_password: "{{ guest_password }}"
+    job: "{{ backup.job }}"
+    cleanup: true
+  delegate_to: localhost
+  register: backup_status
+  until: backup_status.finished
+  retries: 240
+  delay: 30
+
+- name: Fail on a bad exit code
+  ansible.builtin.assert:
+    that: backup_status.rc == 0
+    fail_msg: "{{ backup_status.stderr }}"
+"""
+
+RETURN = r"""
+finished:
+  description: Whether the program has ended.
+  returned: always
+  type: bool
+pid:
+  description: The guest process id.
+  returned: always
+  type: int
+rc:
+  description: The exit code.
+  returned: when finished
+  type: int
+stdout:
+  description: Standard output (not fetched when the job wrote to a caller-given file).
+  returned: when finished
+  type: str
+stderr:
+  description: Standard error (not fetched when the job wrote to a caller-given file).
+  returned: when finished
+  type: str
+stdout_lines:
+  description: RV(stdout) split into lines.
+  returned: when finished
+  type: list
+  elements: str
+stderr_lines:
+  description: RV(stderr) split into lines.
+  returned: when finished
+  type: list
+  elements: str
+start:
+  description: When the program was started.
+  returned: when finished
+  type: str
+end:
+  description: When the program ended (from the guest's process record when available).
+  returned: when finished
+  type: str
+delta:
+  description: The time between RV(start) and RV(end).
+  returned: when finished
+  type: str
+terminated:
+  description: Set when this call terminated the program.
+  returned: with O(terminate=true) on a running program
+  type: bool
+cleaned_up:
+  description: Set when the job's temporary directory was deleted.
+  returned: with O(cleanup=true) on a finished job
+  type: bool
+"""
+
+from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
+from ansible_collections.guestops.vsphere.plugins.module_utils._operations import (
+    DEFAULT_OUTPUT_LIMIT,
+    job_status,
+)
+
+
+def main():
+    module = GuestOpsModule(
+        argument_spec=dict(
+            job=dict(type='dict', required=True),
+            cleanup=dict(type='bool', default=False),
+            terminate=dict(type='bool', default=False),
+            output_limit=dict(type='int', default=DEFAULT_OUTPUT_LIMIT),
+        ),
+        vm_required=False,
+    )
+    params = module.params
+    job = params['job']
+    selector = None
+    if not any(params.get(key) for key in ('name', 'uuid', 'moid')):
+        vm = job.get('vm') or {}
+        if not vm.get('moid'):
+            module.fail(msg="The job has no VM (job.vm.moid); pass the job returned by guest_exec wait=false, "
+                            "or select the VM with name, uuid or moid.")
+        selector = dict(moid=vm['moid'])
+
+    def status(target):
+        return job_status(target.client, job,
+                          cleanup=params['cleanup'] and not module.check_mode,
+                          terminate=params['terminate'] and not module.check_mode,
+                          output_limit=params['output_limit'])
+
+    module.run(status, vm_selector=selector)
+
+
+if __name__ == '__main__':
+    main()

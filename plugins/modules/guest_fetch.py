@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: guest_fetch
+short_description: Copy a file out of a vSphere VM
+version_added: 0.1.0
+description:
+  - Downloads O(src) from the guest through VMware Tools and an HTTPS transfer to O(dest) on the host running
+    the module, streamed, via a temporary file and an atomic rename. Parent directories are created.
+  - C(changed) is V(false) when O(dest) already has the same content.
+options:
+  src:
+    description:
+      - Absolute path of the file in the guest.
+    type: str
+    required: true
+  dest:
+    description:
+      - Local path on the host running the module. An existing directory, or a path ending in V(/), receives
+        the file under the base name of O(src).
+    type: path
+    required: true
+  fail_on_missing:
+    description:
+      - Fail when O(src) does not exist. With V(false) a missing file is reported with C(changed=false).
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - guestops.vsphere.vsphere
+  - guestops.vsphere.vsphere.guest
+  - guestops.vsphere.vsphere.actiongroup
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: vsphere
+    support: full
+    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
+seealso:
+  - module: guestops.vsphere.guest_copy
+author:
+  - guestops.vsphere maintainers (@guestops)
+"""
+
+EXAMPLES = r"""
+- name: Fetch a log file
+  guestops.vsphere.guest_fetch:
+    name: web01
+    guest_username: root
+    guest_password: "{{ guest_password }}"
+    src: /var/log/app/error.log
+    dest: "logs/{{ inventory_hostname }}/"
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+src:
+  description: The guest path.
+  returned: always
+  type: str
+dest:
+  description: The local file written (with the base name of O(src) appended for a directory).
+  returned: always
+  type: str
+size:
+  description: Size in bytes.
+  returned: when the file exists
+  type: int
+checksum:
+  description: SHA-1 of the file (in check mode only known when it was compared).
+  returned: when the file exists
+  type: str
+"""
+
+from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
+from ansible_collections.guestops.vsphere.plugins.module_utils._operations import fetch_from_guest
+
+
+def main():
+    module = GuestOpsModule(
+        argument_spec=dict(
+            src=dict(type='str', required=True),
+            dest=dict(type='path', required=True),
+            fail_on_missing=dict(type='bool', default=True),
+        ),
+        local_paths=True,
+    )
+    params = module.params
+
+    def fetch(target):
+        return fetch_from_guest(target.client, params['src'], params['dest'],
+                                fail_on_missing=params['fail_on_missing'], check_mode=module.check_mode)
+
+    module.run(fetch)
+
+
+if __name__ == '__main__':
+    main()

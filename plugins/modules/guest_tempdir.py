@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: guest_tempdir
+short_description: Create a private temporary directory or file in a vSphere VM
+version_added: 0.1.0
+description:
+  - Creates a uniquely named directory (mode 0700) or file (mode 0600) in the guest through VMware Tools
+    and returns its absolute path.
+  - The caller owns it; remove it with M(guestops.vsphere.guest_cleanup).
+options:
+  state:
+    description:
+      - Create a V(directory) or a V(file).
+    type: str
+    choices: [directory, file]
+    default: directory
+  prefix:
+    description:
+      - Prefix of the new name.
+    type: str
+    default: ansible-
+  suffix:
+    description:
+      - Suffix of the new name, for example V(.sh).
+    type: str
+    default: ''
+  directory_path:
+    description:
+      - Directory to create it in, for example a directory from an earlier call, or a file system that
+        allows executing programs when the default temporary location is mounted C(noexec).
+      - If not set, the guest's default temporary location for the guest user is used.
+    type: str
+extends_documentation_fragment:
+  - guestops.vsphere.vsphere
+  - guestops.vsphere.vsphere.guest
+  - guestops.vsphere.vsphere.actiongroup
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: partial
+    details: In check mode nothing is created, RV(path) is not returned and C(changed) is V(true).
+  diff_mode:
+    support: none
+  platform:
+    platforms: vsphere
+    support: full
+    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
+author:
+  - guestops.vsphere maintainers (@guestops)
+"""
+
+EXAMPLES = r"""
+- name: Make a private work directory in the guest
+  guestops.vsphere.guest_tempdir:
+    name: web01
+    guest_username: deploy
+    guest_password: "{{ guest_password }}"
+  delegate_to: localhost
+  register: workdir
+
+- name: Make an empty script file inside it
+  guestops.vsphere.guest_tempdir:
+    name: web01
+    guest_username: deploy
+    guest_password: "{{ guest_password }}"
+    state: file
+    suffix: .sh
+    directory_path: "{{ workdir.path }}"
+  delegate_to: localhost
+  register: script
+"""
+
+RETURN = r"""
+path:
+  description: Absolute path of the new directory or file in the guest.
+  returned: success, except in check mode
+  type: str
+  sample: /tmp/vmware-deploy_766-2990744190/ansible-vmware4312
+"""
+
+from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
+
+
+def main():
+    module = GuestOpsModule(
+        argument_spec=dict(
+            state=dict(type='str', default='directory', choices=['directory', 'file']),
+            prefix=dict(type='str', default='ansible-'),
+            suffix=dict(type='str', default=''),
+            directory_path=dict(type='str'),
+        ),
+        needs_requests=False,
+    )
+    params = module.params
+
+    def create(target):
+        if module.check_mode:
+            return dict(changed=True)
+        make = target.client.make_temp_file if params['state'] == 'file' else target.client.make_temp_dir
+        path = make(prefix=params['prefix'], suffix=params['suffix'], directory_path=params['directory_path'])
+        return dict(changed=True, path=path)
+
+    module.run(create)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,388 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import datetime
+import io
+from unittest import mock
+
+import pytest
+
+pytest.importorskip('pyVmomi')
+requests = pytest.importorskip('requests')
+from pyVmomi import vim  # noqa: E402
+
+from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (  # noqa: E402
+    POLL_CAP,
+    GuestClient,
+    WaitTimeout,
+    _SizedReader,
+    poll_delay,
+    poll_schedule,
+    scrub,
+    split_host_port,
+    transfer_url,
+    url_host,
+)
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (  # noqa: E402
+    VirtualMachine,
+    VSphereError,
+    VSphereSession,
+)
+
+URL = 'https://*:443/guestFile?id=12891&token=522196ad-2a0e-c349-7eab-6215447ab8d912891'
+
+
+# --------------------------------------------------------------------------- transfer URLs
+
+@pytest.mark.parametrize('url, host, port, override, expected', [
+    # '*' becomes the host the client used; the port in the URL is kept
+    (URL, 'vc.example.com', 443, None,
+     'https://vc.example.com:443/guestFile?id=12891&token=522196ad-2a0e-c349-7eab-6215447ab8d912891'),
+    ('https://*:8989/guestFile?id=1&token=443x443', '127.0.0.1', 8989, None,
+     'https://127.0.0.1:8989/guestFile?id=1&token=443x443'),
+    # a port that differs from the client's is not touched
+    ('https://*:443/guestFile?id=1&token=t', 'localhost', 10443, None, 'https://localhost:443/guestFile?id=1&token=t'),
+    # no port in the URL: the server that was called, i.e. the client's port
+    ('https://*/guestFile?id=1&token=t', 'vc', 8443, None, 'https://vc:8443/guestFile?id=1&token=t'),
+    ('https://*/guestFile?id=1&token=t', 'vc', 443, None, 'https://vc/guestFile?id=1&token=t'),
+    # IPv6 client host gets brackets
+    ('https://*:443/guestFile?id=1&token=t', '::1', 443, None, 'https://[::1]:443/guestFile?id=1&token=t'),
+    ('https://*:443/guestFile?id=1&token=t', 'fe80::1', 443, None, 'https://[fe80::1]:443/guestFile?id=1&token=t'),
+    # a URL naming an ESXi host is left alone
+    ('https://esx1.example.com:443/guestFile?id=1&token=*', 'vc', 443, None,
+     'https://esx1.example.com:443/guestFile?id=1&token=*'),
+    ('https://[fd00::5]:443/guestFile?id=1&token=t', 'vc', 443, None, 'https://[fd00::5]:443/guestFile?id=1&token=t'),
+    # override: host only keeps the URL's port; host:port replaces both
+    ('https://esx1:443/guestFile?id=1&token=t', 'vc', 443, '10.0.0.5', 'https://10.0.0.5:443/guestFile?id=1&token=t'),
+    ('https://*:443/guestFile?id=1&token=t', 'vc', 443, 'esx.lab:8443', 'https://esx.lab:8443/guestFile?id=1&token=t'),
+    ('https://*:443/guestFile?id=1&token=t', 'vc', 443, '[fd00::9]:9443', 'https://[fd00::9]:9443/guestFile?id=1&token=t'),
+    ('https://*:443/guestFile?id=1&token=t', 'vc', 443, 'fd00::9', 'https://[fd00::9]:443/guestFile?id=1&token=t'),
+    # vcsim-style path is kept byte for byte
+    ('https://*/guestFile/tmp/foo%20bar?id=abc&token=k', 'h', 443, None, 'https://h/guestFile/tmp/foo%20bar?id=abc&token=k'),
+])
+def test_transfer_url(url, host, port, override, expected):
+    assert transfer_url(url, host, port, override) == expected
+
+
+def test_transfer_url_never_touches_query():
+    url = 'https://*:443/guestFile?id=443&token=*443*'
+    assert transfer_url(url, 'vc', 8443).endswith('/guestFile?id=443&token=*443*')
+
+
+@pytest.mark.parametrize('netloc, expected', [
+    ('h', ('h', None)), ('h:1', ('h', 1)), ('[::1]', ('::1', None)), ('[::1]:8', ('::1', 8)), ('::1', ('::1', None)),
+    ('*:443', ('*', 443)),
+])
+def test_split_host_port(netloc, expected):
+    assert split_host_port(netloc) == expected
+
+
+@pytest.mark.parametrize('netloc', ['[::1', 'h:x', '[::1]x'])
+def test_split_host_port_rejects(netloc):
+    with pytest.raises(ValueError):
+        split_host_port(netloc)
+
+
+def test_transfer_url_rejects_relative():
+    with pytest.raises(ValueError):
+        transfer_url('/guestFile?id=1', 'h', 443)
+
+
+def test_url_host_and_scrub():
+    assert url_host('https://u@esx1:443/guestFile?id=1&token=secret') == 'esx1:443'
+    assert scrub("Max retries exceeded with url: /guestFile?id=1&token=abc-123 (x)") == \
+        "Max retries exceeded with url: /guestFile?id=1&token=*** (x)"
+
+
+# --------------------------------------------------------------------------- polling
+
+def test_poll_delay_grows_and_caps():
+    delays = [poll_delay(n) for n in range(30)]
+    assert delays[0] <= 0.2
+    assert all(a <= b for a, b in zip(delays, delays[1:]))
+    assert max(delays) == POLL_CAP
+    assert POLL_CAP < 300 / 10  # far below the 5-minute expiry of exit codes
+
+
+@pytest.mark.parametrize('attempt, expected', [(0, 1.0), (1, 2.0), (2, 4.0), (3, 5.0), (50, 5.0)])
+def test_poll_delay_parameters(attempt, expected):
+    assert poll_delay(attempt, first=1.0, factor=2.0, cap=5.0) == expected
+
+
+def test_poll_delay_negative():
+    with pytest.raises(ValueError):
+        poll_delay(-1)
+
+
+@pytest.mark.parametrize('timeout', [0.05, 1, 10, 60, 3600])
+def test_poll_schedule_fits_timeout(timeout):
+    delays = poll_schedule(timeout)
+    assert abs(sum(delays) - timeout) < 1e-6
+    assert max(delays) <= POLL_CAP
+
+
+def test_poll_schedule_first_second_is_dense():
+    delays = poll_schedule(1.0)
+    assert len(delays) >= 4
+
+
+# --------------------------------------------------------------------------- client with fake managers
+
+class Clock(object):
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self):
+        return self.now
+
+
+def make_client(validate_certs=False, transfer_host=None):
+    session = VSphereSession('vc.example.com', 'user', 'pw', 443, validate_certs)
+    session.si = mock.Mock()
+    file_manager, process_manager, auth_manager = mock.Mock(), mock.Mock(), mock.Mock()
+    session._guest_managers = dict(fileManager=file_manager, processManager=process_manager, authManager=auth_manager)
+    vm = VirtualMachine(vim.VirtualMachine('vm-7'), {'name': 'web01'})
+    clock = Clock()
+    client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, sleep=clock.sleep, clock=clock)
+    return client, file_manager, process_manager, clock
+
+
+def proc(pid, exit_code=None, ended=False):
+    now = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+    return vim.vm.guest.ProcessManager.ProcessInfo(
+        name='sh', pid=pid, owner='root', cmdLine='x', startTime=now,
+        endTime=now if ended else None, exitCode=exit_code)
+
+
+def test_auth_never_interactive_and_password_only_in_auth():
+    client = make_client()[0]
+    assert client.auth.username == 'root' and client.auth.password == 'guestpw'
+    assert client.auth.interactiveSession is False
+
+
+def test_wait_for_exit_polls_fast_then_returns_exit_code():
+    client, fm, pm, clock = make_client()
+    pm.ListProcessesInGuest.side_effect = [[proc(5)], [proc(5)], [proc(5, 3, ended=True)]]
+    ended = client.wait_for_exit(5, 60)
+    assert ended.exit_code == 3 and not ended.expired
+    assert clock.sleeps[0] <= 0.2
+    assert pm.ListProcessesInGuest.call_args.kwargs['pids'] == [5]
+
+
+def test_wait_for_exit_retries_transient_faults():
+    client, fm, pm, clock = make_client()
+    pm.ListProcessesInGuest.side_effect = [
+        vim.fault.GuestOperationsUnavailable(), vim.fault.TaskInProgress(), [proc(5, 0, ended=True)]]
+    assert client.wait_for_exit(5, 60).exit_code == 0
+
+
+def test_wait_for_exit_does_not_retry_real_faults():
+    client, fm, pm, clock = make_client()
+    pm.ListProcessesInGuest.side_effect = vim.fault.InvalidGuestLogin()
+    with pytest.raises(VSphereError, match="Listing guest processes failed for VM 'web01'"):
+        client.wait_for_exit(5, 60)
+
+
+def test_wait_for_exit_times_out_and_mentions_last_transient():
+    client, fm, pm, clock = make_client()
+    pm.ListProcessesInGuest.side_effect = vim.fault.GuestOperationsUnavailable()
+    with pytest.raises(WaitTimeout) as info:
+        client.wait_for_exit(5, 10)
+    assert info.value.pid == 5
+    assert 'did not finish within 10 seconds' in info.value.msg
+    assert 'could not be contacted' in info.value.msg
+    assert clock.now == pytest.approx(10)
+
+
+def test_wait_for_exit_reads_rc_file_when_record_expired():
+    client, fm, pm, clock = make_client()
+    pm.ListProcessesInGuest.return_value = []
+    with mock.patch.object(GuestClient, 'download_bytes', return_value=mock.Mock(data=b'42\n')) as download:
+        ended = client.wait_for_exit(5, 60, rc_path='/t/rc')
+    assert ended.exit_code == 42 and ended.expired
+    download.assert_called_once_with('/t/rc', limit=64)
+
+
+def test_wait_for_exit_expired_without_rc_file():
+    client, fm, pm, clock = make_client()
+    pm.ListProcessesInGuest.return_value = []
+    with pytest.raises(VSphereError, match='no longer lists pid 5'):
+        client.wait_for_exit(5, 60)
+
+
+def test_wait_for_exit_prefers_rc_file_on_request():
+    client, fm, pm, clock = make_client()
+    pm.ListProcessesInGuest.return_value = [proc(5, 0, ended=True)]
+    with mock.patch.object(GuestClient, 'read_exit_code', return_value=9):
+        assert client.wait_for_exit(5, 60, rc_path='C:\\t\\rc', prefer_rc_file=True).exit_code == 9
+
+
+def test_terminate_already_gone():
+    client, fm, pm, clock = make_client()
+    pm.TerminateProcessInGuest.side_effect = vim.fault.GuestProcessNotFound(pid=5)
+    assert client.terminate(5) is False
+
+
+def test_delete_directory_file_and_missing():
+    client, fm, pm, clock = make_client()
+    assert client.delete('/d') is True
+    fm.DeleteDirectoryInGuest.assert_called_once()
+    assert fm.DeleteDirectoryInGuest.call_args.kwargs['recursive'] is True
+
+    fm.DeleteDirectoryInGuest.side_effect = vim.fault.NotADirectory(file='/f')
+    assert client.delete('/f') is True
+    fm.DeleteFileInGuest.assert_called_once()
+
+    fm.DeleteDirectoryInGuest.side_effect = vim.fault.FileNotFound(file='/gone')
+    assert client.delete('/gone') is False
+
+
+def test_delete_other_errors_propagate():
+    client, fm, pm, clock = make_client()
+    fm.DeleteDirectoryInGuest.side_effect = vim.fault.GuestPermissionDenied()
+    with pytest.raises(VSphereError, match="Deleting a guest directory failed for VM 'web01'"):
+        client.delete('/root/x')
+
+
+def _listing(*entries):
+    attrs = vim.vm.guest.FileManager.PosixFileAttributes(permissions=0o100644, ownerId=0, groupId=0)
+    files = [vim.vm.guest.FileManager.FileInfo(path=p, type=t, size=s, attributes=attrs) for p, t, s in entries]
+    return vim.vm.guest.FileManager.ListFileInfo(files=files, remaining=0)
+
+
+@pytest.mark.parametrize('listing, expected_type, size', [
+    (_listing(('.', 'directory', 4096), ('..', 'directory', 4096)), 'directory', None),
+    (_listing(('/tmp/f', 'file', 12)), 'file', 12),
+    (_listing(), 'directory', None),
+])
+def test_stat(listing, expected_type, size):
+    client, fm, pm, clock = make_client()
+    fm.ListFilesInGuest.return_value = listing
+    info = client.stat('/tmp/f')
+    assert info['type'] == expected_type and info['size'] == size
+
+
+def test_stat_missing():
+    client, fm, pm, clock = make_client()
+    fm.ListFilesInGuest.side_effect = vim.fault.FileNotFound(file='/x')
+    assert client.stat('/x') is None
+
+
+def test_start_program_passes_the_spec():
+    from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import ProgramSpec
+    client, fm, pm, clock = make_client()
+    pm.StartProgramInGuest.return_value = 4242
+    assert client.start_program(ProgramSpec('/bin/sh', '-c x', '/srv', ['A=1'])) == 4242
+    spec = pm.StartProgramInGuest.call_args.kwargs['spec']
+    assert (spec.programPath, spec.arguments, spec.workingDirectory, list(spec.envVariables)) == \
+        ('/bin/sh', '-c x', '/srv', ['A=1'])
+    assert 'guestpw' not in spec.arguments
+
+
+def test_start_program_missing_program_message():
+    from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import ProgramSpec
+    client, fm, pm, clock = make_client()
+    pm.StartProgramInGuest.side_effect = vim.fault.FileNotFound(file='/bin/nope')
+    with pytest.raises(VSphereError) as info:
+        client.start_program(ProgramSpec('/bin/nope', ''))
+    assert info.value.msg == "Starting the program failed for VM 'web01': guest file or directory '/bin/nope' was not found."
+
+
+# --------------------------------------------------------------------------- transfers
+
+class FakeResponse(object):
+    def __init__(self, status=200, chunks=(), text=''):
+        self.status_code = status
+        self._chunks = chunks
+        self.text = text
+        self.closed = False
+
+    def iter_content(self, chunk_size):
+        yield from self._chunks
+
+    def close(self):
+        self.closed = True
+
+
+def test_upload_streams_with_length_and_rewritten_url():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferToGuest.return_value = 'https://*:443/guestFile?id=1&token=tok'
+    sent = {}
+
+    def request(method, url, **kwargs):
+        body = kwargs['data']
+        sent.update(method=method, url=url, length=len(body), data=b''.join(iter(lambda: body.read(10), b'')))
+        return FakeResponse()
+    with mock.patch.object(requests.Session, 'request', side_effect=request):
+        digest = client.upload(io.BytesIO(b'abc' * 1000), 3000, '/tmp/x', overwrite=False)
+    assert sent['method'] == 'PUT'
+    assert sent['url'] == 'https://vc.example.com:443/guestFile?id=1&token=tok'
+    assert sent['length'] == 3000 and sent['data'] == b'abc' * 1000
+    assert digest == __import__('hashlib').sha1(b'abc' * 1000).hexdigest()
+    kwargs = fm.InitiateFileTransferToGuest.call_args.kwargs
+    assert kwargs['fileSize'] == 3000 and kwargs['overwrite'] is False
+
+
+def test_sized_reader_reads_big_chunks():
+    reader = _SizedReader(io.BytesIO(b'x' * (3 * 1024 * 1024)), 3 * 1024 * 1024)
+    assert len(reader.read(8192)) == 1024 * 1024
+
+
+def test_download_reads_to_eof_without_content_length():
+    client, fm, pm, clock = make_client(transfer_host='10.1.1.1')
+    fm.InitiateFileTransferFromGuest.return_value = vim.vm.guest.FileManager.FileTransferInformation(
+        url='https://esx1:443/guestFile?id=1&token=t', size=6,
+        attributes=vim.vm.guest.FileManager.PosixFileAttributes())
+    out = io.BytesIO()
+    with mock.patch.object(requests.Session, 'request', return_value=FakeResponse(chunks=[b'abc', b'def'])) as req:
+        size, digest = client.download_to('/var/log/x', out)
+    assert req.call_args.args[1] == 'https://10.1.1.1:443/guestFile?id=1&token=t'
+    assert req.call_args.kwargs['stream'] is True
+    assert (size, out.getvalue()) == (6, b'abcdef')
+
+
+def test_download_bytes_limit():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://*/guestFile?id=1&token=t', size=10)
+    with mock.patch.object(requests.Session, 'request', return_value=FakeResponse(chunks=[b'12345', b'67890'])):
+        got = client.download_bytes('/x', limit=7)
+    assert (got.data, got.size, got.truncated) == (b'1234567', 10, True)
+
+
+def test_unreachable_transfer_host_is_named_and_token_hidden():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://esx9.lab:443/guestFile?id=1&token=SECRET', size=1)
+    error = requests.exceptions.ConnectionError(
+        "HTTPSConnectionPool(host='esx9.lab', port=443): Max retries exceeded with url: /guestFile?id=1&token=SECRET")
+    with mock.patch.object(requests.Session, 'request', side_effect=error):
+        with pytest.raises(VSphereError) as info:
+            client.download_bytes('/x')
+    assert "the transfer host 'esx9.lab:443' cannot be reached" in info.value.msg
+    assert 'transfer_host' in info.value.msg
+    assert 'SECRET' not in info.value.msg
+
+
+def test_http_error_status():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://*/guestFile?id=1&token=t', size=1)
+    with mock.patch.object(requests.Session, 'request', return_value=FakeResponse(status=500, text='boom token=t')):
+        with pytest.raises(VSphereError, match=r"answered HTTP 500 \(boom token=\*\*\*\)"):
+            client.download_bytes('/x')
+
+
+def test_transfers_use_the_sessions_tls_settings():
+    client = make_client(validate_certs=True)[0]
+    http = client._http_session()
+    assert http.verify is True
+    adapter = http.get_adapter('https://esx1/')
+    assert adapter._ssl_context is client.session.ssl_context()
+    assert make_client(validate_certs=False)[0]._http_session().verify is False

@@ -1,0 +1,329 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from .conftest import CONNECTION, GUEST, as_json
+
+from ansible_collections.guestops.vsphere.plugins.modules import (
+    guest_cleanup,
+    guest_copy,
+    guest_exec,
+    guest_exec_status,
+    guest_fetch,
+    guest_info,
+    guest_tempdir,
+)
+
+BASE = dict(CONNECTION, name='web01', **GUEST)
+
+
+def test_every_session_is_closed(harness):
+    harness.run(guest_exec, dict(BASE, cmd='echo hi'))
+    harness.run(guest_exec, dict(BASE, cmd='x', guest_password='wrong'))
+    harness.run(guest_info, dict(CONNECTION, name='missing'))
+    assert harness.sessions and all(s.logged_out for s in harness.sessions)
+
+
+# --------------------------------------------------------------------------- guest_exec
+
+def test_exec_success_and_cleanup(harness):
+    harness.guest.behaviour = lambda command: (0, b'hello\nworld\n', b'warn\n')
+    result = harness.run(guest_exec, dict(BASE, cmd='echo hello; echo world'))
+    assert result['changed'] is True
+    assert (result['rc'], result['stdout'], result['stderr']) == (0, 'hello\nworld', 'warn')
+    assert result['stdout_lines'] == ['hello', 'world']
+    assert result['cmd'] == 'echo hello; echo world'
+    assert {'start', 'end', 'delta', 'pid'} <= set(result)
+    assert harness.guest.dirs == {'/tmp'}  # private temp dir removed
+    assert 'guestpass' not in as_json(result)
+    assert 'guestpass' not in harness.guest.started[0].arguments
+
+
+def test_exec_nonzero_fails_and_cleans_up(harness):
+    harness.guest.behaviour = lambda command: (2, b'', b'boom\n')
+    result = harness.run(guest_exec, dict(BASE, argv=['/bin/false', 'a b']))
+    assert result['failed'] and result['rc'] == 2 and result['stderr'] == 'boom'
+    assert "non-zero return code 2 from the program in VM 'web01'" in result['msg']
+    assert result['cmd'] == ['/bin/false', 'a b']
+    assert harness.guest.dirs == {'/tmp'}
+
+
+@pytest.mark.parametrize('rc, hint', [(126, 'directory_path'), (127, 'not found')])
+def test_exec_exit_code_hints(harness, rc, hint):
+    harness.guest.behaviour = lambda command: (rc, b'', b'')
+    result = harness.run(guest_exec, dict(BASE, cmd='x'))
+    assert hint in result['msg']
+
+
+def test_exec_timeout_terminates_and_cleans_up(harness):
+    harness.guest.behaviour = lambda command: (None, b'partial\n', b'')
+    result = harness.run(guest_exec, dict(BASE, cmd='sleep 100', timeout=1))
+    assert result['failed']
+    assert 'did not finish within 1 seconds' in result['msg'] and 'terminated' in result['msg']
+    assert result['stdout'] == 'partial'
+    assert harness.guest.terminated == [result['pid']]
+    assert harness.guest.dirs == {'/tmp'}
+
+
+def test_exec_start_failure_cleans_up(harness):
+    result = harness.run(guest_exec, dict(BASE, program='/no/such'))
+    assert result['failed'] and "'/no/such' was not found" in result['msg']
+    assert harness.guest.dirs == {'/tmp'}
+
+
+def test_exec_check_mode_does_not_run(harness):
+    result = harness.run(guest_exec, dict(BASE, cmd='rm -rf /srv'), check_mode=True)
+    assert result['changed'] is True and 'rc' not in result
+    assert harness.guest.started == [] and harness.guest.dirs == {'/tmp'}
+
+
+def test_exec_creates_and_removes(harness):
+    harness.guest.files['/tmp/done'] = b''
+    result = harness.run(guest_exec, dict(BASE, cmd='make', creates='/tmp/done'))
+    assert result['changed'] is False and 'exists' in result['msg']
+    result = harness.run(guest_exec, dict(BASE, cmd='make', removes='/tmp/missing'))
+    assert result['changed'] is False and 'does not exist' in result['msg']
+    assert harness.guest.started == []
+
+
+def test_exec_env_chdir_and_forms(harness):
+    harness.run(guest_exec, dict(BASE, cmd='env', chdir='/srv', env={'A': '1'}))
+    spec = harness.guest.started[-1]
+    assert spec.workingDirectory == '/srv'
+    assert list(spec.envVariables)[0] == 'A=1' and any(v.startswith('PATH=') for v in spec.envVariables)
+    result = harness.run(guest_exec, dict(BASE, cmd='a', argv=['b']))
+    assert result['failed'] and 'mutually exclusive' in result['msg']
+    result = harness.run(guest_exec, dict(BASE, arguments='x'))
+    assert result['failed']
+
+
+def test_exec_relative_paths_refused(harness):
+    result = harness.run(guest_exec, dict(BASE, cmd='x', chdir='srv'))
+    assert result['failed'] and 'chdir must be an absolute Linux path' in result['msg']
+
+
+def test_exec_output_limit(harness):
+    harness.guest.behaviour = lambda command: (0, b'a' * 50, b'')
+    result = harness.run(guest_exec, dict(BASE, cmd='x', output_limit=10))
+    assert result['stdout'] == 'a' * 10 and result['stdout_truncated'] is True
+
+
+def test_exec_not_ready_vm_fails_before_any_guest_call(harness):
+    harness.props['runtime.powerState'] = 'poweredOff'
+    result = harness.run(guest_exec, dict(BASE, cmd='x'))
+    assert result['failed'] and "VM 'web01' is poweredOff" in result['msg']
+    assert harness.guest.dirs == {'/tmp'} and harness.guest.started == []
+
+
+def test_exec_wrong_guest_password(harness):
+    result = harness.run(guest_exec, dict(BASE, cmd='x', guest_password='nope'))
+    assert result['failed'] and 'rejected the login of guest user' in result['msg']
+    assert 'nope' not in result['msg']
+
+
+def test_exec_windows_guest_uses_cmd(harness):
+    harness.props['guest.guestFamily'] = 'windowsGuest'
+    harness.run(guest_exec, dict(BASE, cmd='dir', wait=False))
+    assert harness.guest.started[-1].programPath.lower().endswith('cmd.exe')
+
+
+# --------------------------------------------------------------------------- wait=false + status
+
+def test_exec_no_wait_then_status(harness):
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    started = harness.run(guest_exec, dict(BASE, cmd='long', wait=False))
+    job = started['job']
+    assert started['changed'] and job['pid'] == started['pid'] and job['vm'] == {'moid': 'vm-1', 'name': 'web01'}
+    assert job['temp_dir'] in harness.guest.dirs
+
+    status_args = dict(CONNECTION, job=job, **GUEST)
+    running = harness.run(guest_exec_status, status_args)
+    assert running['finished'] is False and running['changed'] is False
+    assert harness.sessions[-1].lookups[-1] == {'moid': 'vm-1'}
+
+    info = harness.guest.processes[job['pid']]
+    info.endTime, info.exitCode = info.startTime, 5
+    harness.guest.files[job['stdout_path']] = b'out\n'
+    done = harness.run(guest_exec_status, dict(status_args, cleanup=True))
+    assert done['finished'] and done['rc'] == 5 and done['stdout'] == 'out' and done['failed'] is False
+    assert done['cleaned_up'] and job['temp_dir'] not in harness.guest.dirs
+
+
+def test_status_expired_record_uses_rc_file(harness):
+    started = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))
+    job = started['job']
+    del harness.guest.processes[job['pid']]
+    harness.guest.files[job['rc_path']] = b'7\n'
+    done = harness.run(guest_exec_status, dict(CONNECTION, job=job, **GUEST))
+    assert done['finished'] and done['rc'] == 7
+
+
+def test_status_terminate(harness):
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    done = harness.run(guest_exec_status, dict(CONNECTION, job=job, terminate=True, cleanup=True, **GUEST))
+    assert done['terminated'] and done['finished'] and done['changed']
+    assert harness.guest.terminated == [job['pid']]
+
+
+def test_status_check_mode_keeps_temp_dir(harness):
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    done = harness.run(guest_exec_status, dict(CONNECTION, job=job, cleanup=True, **GUEST), check_mode=True)
+    assert done['finished'] and 'cleaned_up' not in done and job['temp_dir'] in harness.guest.dirs
+
+
+def test_status_needs_vm(harness):
+    result = harness.run(guest_exec_status, dict(CONNECTION, job={'pid': 1, 'temp_dir': '/t'}, **GUEST))
+    assert result['failed'] and 'job.vm.moid' in result['msg']
+
+
+# --------------------------------------------------------------------------- guest_info
+
+def test_info(harness):
+    result = harness.run(guest_info, dict(CONNECTION, name='web01'))
+    assert result['changed'] is False
+    assert result['vm'] == {'name': 'web01', 'moid': 'vm-1', 'uuid': 'u-1', 'instance_uuid': 'i-1',
+                            'power_state': 'poweredOn'}
+    assert result['guest']['guest_operations_ready'] is True
+    assert result['guest']['tools_running_status'] == 'guestToolsRunning'
+
+
+def test_info_wait_fails_at_once_when_powered_off(harness):
+    harness.props['runtime.powerState'] = 'poweredOff'
+    assert harness.run(guest_info, dict(CONNECTION, name='web01'))['vm']['power_state'] == 'poweredOff'
+    result = harness.run(guest_info, dict(CONNECTION, name='web01', wait_for_ready=True))
+    assert result['failed'] and 'poweredOff' in result['msg']
+
+
+def test_info_checks_guest_login(harness):
+    result = harness.run(guest_info, dict(CONNECTION, name='web01', guest_username='root', guest_password='bad'))
+    assert result['failed'] and 'Checking the guest login failed' in result['msg']
+
+
+def test_info_lookup_error(harness):
+    result = harness.run(guest_info, dict(CONNECTION, name='missing'))
+    assert result['failed'] and "no VM named 'missing'" in result['msg']
+
+
+def test_selectors_are_exclusive_and_required(harness):
+    assert 'mutually exclusive' in harness.run(guest_info, dict(CONNECTION, name='a', moid='vm-1'))['msg']
+    assert 'one of the following' in harness.run(guest_info, dict(CONNECTION))['msg']
+
+
+def test_env_fallbacks(harness, monkeypatch):
+    monkeypatch.setenv('VMWARE_HOST', 'vc.env')
+    monkeypatch.setenv('VMWARE_USER', 'envuser')
+    monkeypatch.setenv('VMWARE_PASSWORD', 'envpass')
+    monkeypatch.setenv('VMWARE_GUEST_USERNAME', 'root')
+    monkeypatch.setenv('VMWARE_GUEST_PASSWORD', 'guestpass')
+    result = harness.run(guest_exec, dict(name='web01', cmd='true'))
+    assert result.get('failed') is not True, result
+
+
+# --------------------------------------------------------------------------- tempdir, cleanup
+
+def test_tempdir_and_cleanup(harness):
+    made = harness.run(guest_tempdir, dict(BASE, prefix='p-'))
+    assert made['changed'] and made['path'] in harness.guest.dirs
+    f = harness.run(guest_tempdir, dict(BASE, state='file', suffix='.sh', directory_path=made['path']))
+    assert f['path'].startswith(made['path'] + '/') and f['path'].endswith('.sh')
+    check = harness.run(guest_tempdir, dict(BASE), check_mode=True)
+    assert check['changed'] and 'path' not in check
+
+    assert harness.run(guest_cleanup, dict(BASE, path=made['path']), check_mode=True)['changed'] is True
+    assert made['path'] in harness.guest.dirs
+    assert harness.run(guest_cleanup, dict(BASE, path=made['path']))['changed'] is True
+    assert harness.run(guest_cleanup, dict(BASE, path=made['path']))['changed'] is False
+    assert f['path'] not in harness.guest.files
+
+
+@pytest.mark.parametrize('path, message', [
+    ('/', "refusing to delete '/'"), ('', 'path is empty'), ('rel/x', 'must be absolute'),
+    ('C:\\', 'root of drive'),
+])
+def test_cleanup_refuses(harness, path, message):
+    result = harness.run(guest_cleanup, dict(BASE, path=path))
+    assert result['failed'] and message in result['msg']
+    assert harness.sessions == []
+
+
+def test_cleanup_result_has_no_local_stat(harness, tmp_path):
+    harness.guest.files[str(tmp_path)] = b''
+    result = harness.run(guest_cleanup, dict(BASE, path=str(tmp_path)))
+    assert 'mode' not in result and 'owner' not in result
+
+
+# --------------------------------------------------------------------------- copy, fetch
+
+def test_copy_content_idempotent_and_check_mode(harness):
+    args = dict(BASE, content='hello\n', dest='/tmp/h.txt')
+    first = harness.run(guest_copy, args)
+    assert first['changed'] and first['size'] == 6
+    assert first['checksum'] == hashlib.sha1(b'hello\n').hexdigest()
+    assert harness.guest.files['/tmp/h.txt'] == b'hello\n'
+    assert harness.run(guest_copy, args)['changed'] is False
+    check = harness.run(guest_copy, dict(args, content='other'), check_mode=True)
+    assert check['changed'] and harness.guest.files['/tmp/h.txt'] == b'hello\n'
+    assert harness.run(guest_copy, dict(args, content='other', force=False))['changed'] is False
+    assert harness.run(guest_copy, dict(args, content='other'))['changed'] is True
+    assert harness.guest.files['/tmp/h.txt'] == b'other'
+
+
+def test_copy_mode_only(harness):
+    args = dict(BASE, content='x', dest='/tmp/m', mode='0755')
+    assert harness.run(guest_copy, args)['changed']
+    assert harness.guest.modes['/tmp/m'] == 0o755
+    assert harness.run(guest_copy, args)['changed'] is False
+    assert harness.run(guest_copy, dict(args, mode='0700'))['changed'] is True
+    assert harness.guest.modes['/tmp/m'] == 0o700
+
+
+def test_copy_src_file(harness, tmp_path):
+    src = tmp_path / 'big.bin'
+    src.write_bytes(os.urandom(300000))
+    result = harness.run(guest_copy, dict(BASE, src=str(src), dest='/tmp/big.bin'))
+    assert result['changed'] and harness.guest.files['/tmp/big.bin'] == src.read_bytes()
+
+
+@pytest.mark.parametrize('args, message', [
+    (dict(content='x', dest='rel'), 'absolute'),
+    (dict(content='x', dest='/tmp'), 'is a directory'),
+    (dict(content='x', dest='/nope/f'), "Uploading to '/nope/f' failed for VM 'web01'"),
+    (dict(content='x', dest='/tmp/f', mode='rw'), 'octal'),
+    (dict(src='/does/not/exist', dest='/tmp/f'), 'not a readable file'),
+])
+def test_copy_failures(harness, args, message):
+    result = harness.run(guest_copy, dict(BASE, **args))
+    assert result['failed'] and message in result['msg']
+
+
+def test_fetch(harness, tmp_path):
+    harness.guest.files['/var/log/app.log'] = b'line1\nline2\n'
+    dest = str(tmp_path / 'out') + '/'
+    first = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=dest))
+    assert first['changed'] and first['dest'] == dest + 'app.log' and first['size'] == 12
+    assert open(first['dest'], 'rb').read() == b'line1\nline2\n'
+    assert first['checksum'] == hashlib.sha1(b'line1\nline2\n').hexdigest()
+    assert harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=dest))['changed'] is False
+    with open(first['dest'], 'wb') as handle:
+        handle.write(b'local edit')
+    check = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=first['dest']), check_mode=True)
+    assert check['changed'] and open(first['dest'], 'rb').read() == b'local edit'
+    assert sorted(os.listdir(str(tmp_path / 'out'))) == ['app.log']
+
+
+def test_fetch_missing(harness, tmp_path):
+    result = harness.run(guest_fetch, dict(BASE, src='/nope', dest=str(tmp_path) + '/'))
+    assert result['failed'] and 'does not exist in the guest' in result['msg']
+    result = harness.run(guest_fetch, dict(BASE, src='/nope', dest=str(tmp_path) + '/', fail_on_missing=False))
+    assert result['changed'] is False and not result.get('failed')
+    result = harness.run(guest_fetch, dict(BASE, src='/tmp', dest=str(tmp_path) + '/'))
+    assert result['failed'] and 'is a directory' in result['msg']
