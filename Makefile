@@ -79,7 +79,7 @@ integration: collection $(GET_PIP_CACHE) ## ansible-test integration against the
 	  echo "error: integration targets were skipped; the cloud config was not picked up" >&2; exit 1; fi
 
 lint: collection ## ansible-lint (production profile), collection docs lint, changelog lint
-	cd "$(COLLECTION)" && $(RUN) ansible-lint --profile production
+	cd "$(COLLECTION)" && PATH="$(BIN):$$PATH" ansible-lint --profile production
 	cd "$(COLLECTION)" && $(RUN) antsibull-docs lint-collection-docs --plugin-docs .
 	cd "$(COLLECTION)" && $(RUN) antsibull-changelog lint
 
