@@ -57,7 +57,7 @@ simulator: venv ## Run the vSphere simulator in the foreground on 127.0.0.1:8989
 
 demo: collection ## Run the run_program role against the simulator and show the guest program's output
 	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/demo-cloud-config.ini" \
-	  env $(RUN) ANSIBLE_FORCE_COLOR=$${ANSIBLE_FORCE_COLOR:-0} ansible-playbook playbooks/demo.yml
+	  env $(RUN) DEMO_FETCH_DIR="$(BUILD)/demo-output" ansible-playbook playbooks/demo.yml
 
 test: simulator-tests units sanity integration lint ## Everything CI runs: simulator tests, units, sanity, integration, lint
 	@echo "make test: all suites passed"
