@@ -118,17 +118,6 @@ def posix_env(env):
     return result
 
 
-def linux_command(cmd=None, argv=None):
-    """The shell command line for the cmd or argv form."""
-    if (cmd is None) == (argv is None):
-        raise CommandLineError('exactly one of cmd or argv is needed')
-    if argv is not None:
-        return posix_join(argv)
-    if not cmd.strip():
-        raise CommandLineError('cmd must not be empty')
-    return cmd
-
-
 def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_directory=None, env=None):
     """ProgramSpec running ``command`` through the wrapper (see module docstring)."""
     arguments = ' '.join([
@@ -214,17 +203,6 @@ def windows_env(env):
     return result
 
 
-def windows_command(cmd=None, argv=None):
-    """The cmd.exe command line for the cmd or argv form."""
-    if (cmd is None) == (argv is None):
-        raise CommandLineError('exactly one of cmd or argv is needed')
-    if argv is not None:
-        return windows_join(argv)
-    if not cmd.strip():
-        raise CommandLineError('cmd must not be empty')
-    return cmd
-
-
 def _cmd_path(path):
     if '"' in path:
         raise CommandLineError('a Windows path cannot contain a double quote: %r' % path)
@@ -264,6 +242,17 @@ def output_paths(temp_dir, guest_os):
     return join(temp_dir, 'stdout'), join(temp_dir, 'stderr'), join(temp_dir, 'rc')
 
 
+def _command(cmd, argv, join):
+    """The command line for the cmd form (as given) or the argv form (quoted by ``join``)."""
+    if (cmd is None) == (argv is None):
+        raise CommandLineError('exactly one of cmd or argv is needed')
+    if argv is not None:
+        return join(argv)
+    if not cmd.strip():
+        raise CommandLineError('cmd must not be empty')
+    return cmd
+
+
 def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
                   stdout_path=None, stderr_path=None, rc_path=None,
                   working_directory=None, env=None):
@@ -277,9 +266,9 @@ def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
             return windows_raw(program, arguments, working_directory, env)
         return linux_raw(program, arguments, stdout_path, stderr_path, working_directory, env)
     if guest_os == 'windows':
-        command = windows_command(cmd, argv)
+        command = _command(cmd, argv, windows_join)
         return windows_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)
-    command = linux_command(cmd, argv)
+    command = _command(cmd, argv, posix_join)
     return linux_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)
 
 

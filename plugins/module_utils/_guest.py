@@ -340,6 +340,10 @@ class GuestClient(object):
                 raise directory_error
             raise
 
+    def move_file(self, src, dest, overwrite=True):
+        self._file_call('Moving a guest file', 'MoveFileInGuest', path=dest, srcFilePath=src, dstFilePath=dest,
+                        overwrite=overwrite)
+
     def change_attributes(self, path, attributes):
         self._file_call('Changing guest file attributes', 'ChangeFileAttributesInGuest', path=path,
                         guestFilePath=path, fileAttributes=attributes)
@@ -416,22 +420,29 @@ class GuestClient(object):
         response = self._request(step, 'GET', self._url(info.url), stream=True)
         return info, response
 
+    def _chunks(self, step, response):
+        """The body of a download in large chunks; a broken transfer becomes a VSphereError."""
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
+                if chunk:
+                    yield chunk
+                    size += len(chunk)
+        except requests.exceptions.RequestException as exc:
+            raise self._error(step, 'the transfer broke off after %d bytes (%s).' % (size, scrub(_reason(exc))))
+        finally:
+            response.close()
+
     def download_to(self, guest_path, fileobj):
         """Stream a guest file into ``fileobj`` until EOF. Returns (size, sha1 hex digest)."""
         step = "Downloading '%s'" % guest_path
         info, response = self._open_download(step, guest_path)
         sha1 = hashlib.sha1()
         size = 0
-        try:
-            for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
-                if chunk:
-                    fileobj.write(chunk)
-                    sha1.update(chunk)
-                    size += len(chunk)
-        except requests.exceptions.RequestException as exc:
-            raise self._error(step, 'the transfer broke off after %d bytes (%s).' % (size, scrub(_reason(exc))))
-        finally:
-            response.close()
+        for chunk in self._chunks(step, response):
+            fileobj.write(chunk)
+            sha1.update(chunk)
+            size += len(chunk)
         expected = getattr(info, 'size', None)
         if expected and size < expected:
             raise self._error(step, 'the transfer ended after %d of %d bytes.' % (size, expected))
@@ -444,10 +455,9 @@ class GuestClient(object):
         parts = []
         size = 0
         truncated = False
+        chunks = self._chunks(step, response)
         try:
-            for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
-                if not chunk:
-                    continue
+            for chunk in chunks:
                 if limit is not None and size + len(chunk) > limit:
                     parts.append(chunk[:limit - size])
                     size = limit
@@ -455,10 +465,8 @@ class GuestClient(object):
                     break
                 parts.append(chunk)
                 size += len(chunk)
-        except requests.exceptions.RequestException as exc:
-            raise self._error(step, 'the transfer broke off after %d bytes (%s).' % (size, scrub(_reason(exc))))
         finally:
-            response.close()
+            chunks.close()
         total = getattr(info, 'size', None)
         if total and total > size and limit is not None and size >= limit:
             truncated = True

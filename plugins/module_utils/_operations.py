@@ -32,6 +32,8 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._command_line imp
 )
 
 DEFAULT_OUTPUT_LIMIT = 10 * 1024 * 1024
+# Name prefix of guest_exec's private temp dirs; guest_exec_status deletes only directories named so.
+EXEC_TEMP_PREFIX = 'ansible-exec-'
 TERMINATE_GRACE = 15
 
 
@@ -58,8 +60,21 @@ def guest_os_of(requested, vm):
     return 'windows' if vm.guest_family == 'windowsGuest' else 'linux'
 
 
-def is_absolute(path, guest_os):
-    return bool(path) and (ntpath.isabs(path) if guest_os == 'windows' else posixpath.isabs(path))
+def is_absolute(path, guest_os=None):
+    """Whether path is absolute in a guest of that OS (with None: in a Linux or a Windows guest)."""
+    if not path:
+        return False
+    if guest_os == 'linux':
+        return posixpath.isabs(path)
+    windows = len(ntpath.splitdrive(path)[0]) >= 2 and ntpath.isabs(path)
+    return windows or (guest_os is None and posixpath.isabs(path))
+
+
+def guest_basename(path, guest_os):
+    """The last component of a guest path (trailing separators ignored)."""
+    if guest_os == 'windows':
+        return ntpath.basename(path.rstrip('\\/'))
+    return posixpath.basename(path.rstrip('/'))
 
 
 def exit_hint(rc, display, guest_os):
@@ -180,8 +195,12 @@ def run_program(client, request, check_mode=False):
     if check_mode:
         result.update(changed=True, msg='The program would run (check mode).')
         return result
+    for option in ('stdout_path', 'stderr_path'):
+        problem = _output_file_problem(client, getattr(request, option), guest_os)
+        if problem:
+            raise VSphereError('Option %s %s.' % (option, problem), result=result)
 
-    temp_dir = client.make_temp_dir(prefix='ansible-exec-', directory_path=request.directory_path)
+    temp_dir = client.make_temp_dir(prefix=EXEC_TEMP_PREFIX, directory_path=request.directory_path)
     own_stdout, own_stderr, rc_path = output_paths(temp_dir, guest_os)
     stdout_path = request.stdout_path or own_stdout
     stderr_path = request.stderr_path or own_stderr
@@ -197,7 +216,10 @@ def run_program(client, request, check_mode=False):
             raise VSphereError("Building the command line failed for VM '%s': %s." % (vm.name, exc))
         uses_rc_file = request.program is None
         start = _now()
-        pid = client.start_program(spec)
+        try:
+            pid = client.start_program(spec)
+        except VSphereError as err:
+            raise _start_error(err, request, vm)
         result.update(changed=True, pid=pid)
         if not request.wait:
             keep_temp = True
@@ -246,17 +268,89 @@ def run_program(client, request, check_mode=False):
             _safe_delete(client, temp_dir, warnings)
 
 
+def _output_file_problem(client, path, guest_os):
+    """Why a stdout_path/stderr_path cannot receive output (its directory must exist), or None."""
+    if not path:
+        return None
+    found = client.stat(path)
+    if found is not None:
+        return "'%s' is a directory; give a file path" % path if found['type'] == 'directory' else None
+    directory = _guest_split(path, guest_os)[0]
+    parent = client.stat(directory)
+    if parent is None or parent['type'] != 'directory':
+        return ("'%s': the directory '%s' does not exist in the guest. Create it first, for example with "
+                "guestops.vsphere.guest_tempdir" % (path, directory))
+    return None
+
+
+def _start_error(err, request, vm):
+    """A clearer message for the usual reasons StartProgramInGuest fails."""
+    fault = err.fault
+    if fault is None:
+        return err
+    missing = _fault_is(fault, 'FileNotFound', 'NotADirectory')
+    if request.chdir and missing and getattr(fault, 'file', None) == request.chdir:
+        return VSphereError("Starting the program failed for VM '%s': chdir '%s' does not exist or is not a directory "
+                            "in the guest." % (vm.name, request.chdir), fault=fault)
+    if request.program and _fault_is(fault, 'GuestPermissionDenied'):
+        return VSphereError("%s If '%s' is a script in a temporary directory, its file system may be mounted noexec: "
+                            "create the directory elsewhere with directory_path, or run it through an interpreter "
+                            "(argv: [/bin/sh, SCRIPT])." % (err.msg, request.program), fault=fault)
+    return err
+
+
 # --------------------------------------------------------------------------- job status
+
+JOB_HINT = 'pass the job returned by guest_exec wait=false unchanged'
+
+
+def parse_job(job):
+    """Check a job handle from guest_exec wait=false before anything is done with it.
+
+    Returns a copy with ``pid`` as an int and ``guest_os`` set. The temporary directory must be
+    one that guest_exec made (an absolute path named ``ansible-exec-*``), since cleanup deletes it
+    recursively. Raises VSphereError.
+    """
+    if not isinstance(job, dict):
+        raise VSphereError('The job handle must be a dictionary; %s.' % JOB_HINT)
+    for key in ('pid', 'temp_dir'):
+        if job.get(key) in (None, ''):
+            raise VSphereError("The job handle has no '%s'; %s." % (key, JOB_HINT))
+    vm = job.get('vm')
+    if vm is not None and not isinstance(vm, dict):
+        raise VSphereError("The job handle's vm must be a dictionary with moid and name; %s." % JOB_HINT)
+    guest_os = job.get('guest_os') or 'linux'
+    if guest_os not in ('linux', 'windows'):
+        raise VSphereError("The job handle's guest_os must be linux or windows, got '%s'; %s." % (guest_os, JOB_HINT))
+    try:
+        pid = int(job['pid'])
+    except (TypeError, ValueError):
+        pid = 0
+    if pid <= 0:
+        raise VSphereError("The job handle's pid must be a positive number, got '%s'; %s." % (job['pid'], JOB_HINT))
+    temp_dir = job['temp_dir']
+    if not isinstance(temp_dir, str) or not is_absolute(temp_dir, guest_os) or refuse_path(temp_dir) or \
+            not guest_basename(temp_dir, guest_os).startswith(EXEC_TEMP_PREFIX):
+        raise VSphereError("The job handle's temp_dir '%s' is not a directory made by guest_exec (an absolute guest "
+                           "path whose name starts with '%s'); %s." % (temp_dir, EXEC_TEMP_PREFIX, JOB_HINT))
+    parsed = dict(job)
+    parsed.update(pid=pid, guest_os=guest_os)
+    return parsed
+
 
 def job_status(client, job, cleanup=False, terminate=False, output_limit=DEFAULT_OUTPUT_LIMIT):
     """Report on a job started by guest_exec wait=false (guest_exec_status)."""
-    for key in ('pid', 'temp_dir'):
-        if not job.get(key):
-            raise VSphereError("The job handle has no '%s'; pass the job returned by guest_exec wait=false." % key)
-    pid = int(job['pid'])
+    job = parse_job(job)
+    pid = job['pid']
     temp_dir = job['temp_dir']
-    guest_os = job.get('guest_os') or 'linux'
-    rc_path = job.get('rc_path')
+    guest_os = job['guest_os']
+    job_vm = job.get('vm') or {}
+    if job_vm.get('moid') and job_vm['moid'] != client.vm.moid:
+        raise VSphereError("Checking the job failed: the job was started in VM '%s' (%s), but the task selected VM "
+                           "'%s' (%s). Leave out name, uuid and moid (also in module_defaults) to use the job's VM."
+                           % (job_vm.get('name') or '?', job_vm['moid'], client.vm.name, client.vm.moid))
+    inside = _inside(temp_dir, guest_os)
+    rc_path = job.get('rc_path') if inside(job.get('rc_path')) else None
     result = dict(changed=False, pid=pid, finished=False)
     warnings = []
     info = client.process(pid)
@@ -287,24 +381,30 @@ def job_status(client, job, cleanup=False, terminate=False, output_limit=DEFAULT
                            "rebooted)." % (client.vm.name, pid, rc_path or temp_dir), result=result)
     # A non-zero rc is reported, not failed: Ansible would otherwise mark the task failed.
     result.update(finished=True, rc=code, failed=False)
-    if job.get('start'):
-        result['start'] = job['start']
     end = _now()
     if info is not None and info.endTime is not None:
         end = info.endTime.astimezone().replace(tzinfo=None) if info.endTime.tzinfo else info.endTime
-    result['end'] = _stamp(end)
     if job.get('start'):
+        result['start'] = job['start']
         try:
             start = datetime.datetime.strptime(job['start'], '%Y-%m-%d %H:%M:%S.%f')
-            result['delta'] = str(max(end - start, datetime.timedelta(0)))
-        except ValueError:
-            pass
-    inside = _inside(temp_dir, guest_os)
+        except (TypeError, ValueError):
+            start = None
+        if start is not None:
+            # The guest records the end in whole seconds; a program that ended within the second
+            # it started in must not appear to end before it began.
+            end = max(end, start)
+            result['delta'] = str(end - start)
+    result['end'] = _stamp(end)
     read_outputs(client, job.get('stdout_path') if inside(job.get('stdout_path')) else None,
                  job.get('stderr_path') if inside(job.get('stderr_path')) else None,
                  output_limit, result, warnings)
     if cleanup:
-        result['changed'] = client.delete(temp_dir) or result['changed']
+        try:
+            result['changed'] = client.delete(temp_dir) or result['changed']
+        except VSphereError as err:
+            err.result = dict(result, warnings=warnings)
+            raise
         result['cleaned_up'] = True
     if warnings:
         result['warnings'] = warnings
@@ -315,7 +415,7 @@ def _inside(directory, guest_os):
     sep = '\\' if guest_os == 'windows' else '/'
 
     def check(path):
-        return bool(path) and path.startswith(directory.rstrip(sep) + sep)
+        return isinstance(path, str) and path.startswith(directory.rstrip(sep) + sep)
     return check
 
 
@@ -361,14 +461,20 @@ def copy_to_guest(client, dest, src=None, content=None, mode=None, owner=None, g
     """Upload a local file or content to dest (guest_copy)."""
     if not is_absolute(dest, guest_os):
         raise VSphereError("dest must be an absolute path in the guest, got '%s'." % dest)
-    mode = parse_mode(mode)
     windows = guest_os == 'windows'
+    if dest.endswith('/') or windows and dest.endswith('\\'):
+        raise VSphereError("dest '%s' ends with a path separator; give the full path of the file, including its "
+                           "name." % dest)
+    mode = parse_mode(mode)
     if windows and (mode is not None or owner is not None or group is not None):
         raise VSphereError('mode, owner and group apply to Linux guests only.')
     if src is not None:
         if not os.path.isfile(src):
             raise VSphereError("src '%s' is not a readable file on the host running the module." % src)
-        fileobj = open(src, 'rb')
+        try:
+            fileobj = open(src, 'rb')
+        except (IOError, OSError) as exc:
+            raise VSphereError("src '%s' cannot be read on the host running the module: %s." % (src, exc.strerror))
     else:
         data = content.encode('utf-8') if not isinstance(content, bytes) else content
         fileobj = io.BytesIO(data)
@@ -389,17 +495,46 @@ def copy_to_guest(client, dest, src=None, content=None, mode=None, owner=None, g
         result['changed'] = True
         if check_mode:
             return result
-        if needs_upload:
-            attributes = client.file_attributes(mode, owner, group, windows=windows)
-            uploaded = client.upload(fileobj, size, dest, overwrite=existing is not None, attributes=attributes)
-            if uploaded != checksum:
-                raise VSphereError("Uploading to '%s' failed: the local source changed during the upload." % dest,
-                                   result=result)
-        else:
-            client.change_attributes(dest, client.file_attributes(mode, owner, group))
+        try:
+            if needs_upload and size == 0:
+                _write_empty_file(client, dest, existing, mode, owner, group, guest_os)
+            elif needs_upload:
+                attributes = client.file_attributes(mode, owner, group, windows=windows)
+                uploaded = client.upload(fileobj, size, dest, overwrite=existing is not None, attributes=attributes)
+                if uploaded != checksum:
+                    raise VSphereError("Uploading to '%s' failed: the local source changed during the upload." % dest)
+            else:
+                client.change_attributes(dest, client.file_attributes(mode, owner, group))
+        except VSphereError as err:
+            if existing is None and err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
+                err = VSphereError("Uploading to '%s' failed for VM '%s': its directory '%s' does not exist in the "
+                                   "guest. Create the directory first; guest_copy does not create it."
+                                   % (dest, client.vm.name, _guest_split(dest, guest_os)[0]), fault=err.fault)
+            err.result = dict(result, changed=False)
+            raise err
         return result
     finally:
         fileobj.close()
+
+
+def _guest_split(path, guest_os):
+    return ntpath.split(path) if guest_os == 'windows' else posixpath.split(path)
+
+
+def _write_empty_file(client, dest, existing, mode, owner, group, guest_os):
+    """Make dest an empty file: ESXi refuses empty uploads, so an empty temp file is moved into place."""
+    temp = client.make_temp_file(prefix='.ansible-copy-', directory_path=_guest_split(dest, guest_os)[0])
+    try:
+        client.move_file(temp, dest, overwrite=existing is not None)
+    except VSphereError:
+        _safe_delete(client, temp, [])
+        raise
+    if guest_os != 'windows':
+        if mode is None:
+            # the temp file was made 0600; keep the old file's mode, or give a new one the usual 0644
+            old = (existing or {}).get('permissions')
+            mode = old & 0o7777 if old is not None else 0o644
+        client.change_attributes(dest, client.file_attributes(mode, owner, group))
 
 
 def _guest_sha1(client, path):
@@ -440,6 +575,8 @@ def local_dest(src, dest):
 
 def fetch_from_guest(client, src, dest, fail_on_missing=True, check_mode=False):
     """Download a guest file to a local path (guest_fetch), atomically."""
+    if not is_absolute(src):
+        raise VSphereError("src must be an absolute path in the guest, got '%s'." % src)
     target = local_dest(src, dest)
     result = dict(changed=False, src=src, dest=target)
     existing = client.stat(src)
@@ -452,6 +589,9 @@ def fetch_from_guest(client, src, dest, fail_on_missing=True, check_mode=False):
     if existing['type'] == 'directory':
         raise VSphereError("Fetching '%s' failed for VM '%s': it is a directory; only files can be fetched."
                            % (src, client.vm.name), result=result)
+    if os.path.isdir(target):
+        raise VSphereError("Fetching '%s' failed: dest '%s' is a directory on the host running the module."
+                           % (src, target), result=result)
     old_sha1 = _file_sha1(target) if os.path.isfile(target) else None
     if check_mode:
         if old_sha1 is not None and existing.get('size') == os.path.getsize(target):
@@ -461,12 +601,21 @@ def fetch_from_guest(client, src, dest, fail_on_missing=True, check_mode=False):
         result.update(size=size, checksum=sha1, changed=sha1 is None or sha1 != old_sha1)
         return result
     directory = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(directory):
-        os.makedirs(directory)
-    handle, temp_path = tempfile.mkstemp(prefix='.guest_fetch-', dir=directory)
     try:
-        with os.fdopen(handle, 'wb') as out:
-            size, sha1 = client.download_to(src, out)
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+        handle, temp_path = tempfile.mkstemp(prefix='.guest_fetch-', dir=directory)
+    except OSError as exc:
+        raise VSphereError("Fetching '%s' failed: the directory '%s' cannot be created or written on the host "
+                           "running the module (%s). Choose another dest." % (src, directory, exc.strerror or exc),
+                           result=result)
+    try:
+        try:
+            with os.fdopen(handle, 'wb') as out:
+                size, sha1 = client.download_to(src, out)
+        except (IOError, OSError) as exc:
+            raise VSphereError("Fetching '%s' failed: writing '%s' on the host running the module failed (%s)."
+                               % (src, temp_path, exc.strerror or exc), result=result)
         result.update(size=size, checksum=sha1)
         if sha1 == old_sha1:
             return result
@@ -477,7 +626,11 @@ def fetch_from_guest(client, src, dest, fail_on_missing=True, check_mode=False):
                 pass
         else:
             os.chmod(temp_path, 0o644 & ~_umask())
-        os.replace(temp_path, target)
+        try:
+            os.replace(temp_path, target)
+        except OSError as exc:
+            raise VSphereError("Fetching '%s' failed: '%s' cannot be written on the host running the module (%s)."
+                               % (src, target, exc.strerror or exc), result=result)
         temp_path = None
         result['changed'] = True
         return result
@@ -531,14 +684,9 @@ def wait_until_ready(session, vm, timeout, sleep=time.sleep, clock=time.monotoni
     deadline = clock() + timeout
     attempt = 0
     while True:
-        state = vm.power_state
-        if state and state != 'poweredOn':
-            raise VSphereError("VM '%s' is %s; guest operations need a powered-on VM. Power it on first "
-                               "(for example with community.vmware.vmware_guest_powerstate)." % (vm.name, state))
-        if vm.get('guest.toolsVersionStatus2') == 'guestToolsNotInstalled' or \
-                vm.get('guest.toolsStatus') == 'toolsNotInstalled':
-            raise VSphereError("VMware Tools are not installed in VM '%s'; install open-vm-tools or VMware Tools "
-                               "in the guest." % vm.name)
+        problem = vm.lasting_problem()
+        if problem:
+            raise VSphereError(problem)
         if vm.get('guest.guestOperationsReady') and vm.get('guest.toolsRunningStatus') != 'guestToolsNotRunning':
             return vm
         remaining = deadline - clock()

@@ -292,11 +292,8 @@ class VirtualMachine(object):
             'ip_address': p.get('guest.ipAddress'),
         }
 
-    def readiness_problem(self, advice=True):
-        """Why guest operations cannot run now (a sentence), or None when they can.
-
-        Without ``advice`` only the state is described (used after waiting in vain).
-        """
+    def lasting_problem(self, advice=True):
+        """A reason guest operations cannot run that waiting does not cure (powered off, no Tools), or None."""
         state = self.power_state
         if state and state != 'poweredOn':
             return ("VM '%s' is %s; guest operations need a powered-on VM with VMware Tools running.%s"
@@ -305,6 +302,16 @@ class VirtualMachine(object):
                 self.props.get('guest.toolsStatus') == 'toolsNotInstalled':
             return ("VMware Tools are not installed in VM '%s'; guest operations need them. Install "
                     "open-vm-tools or VMware Tools in the guest." % self.name)
+        return None
+
+    def readiness_problem(self, advice=True):
+        """Why guest operations cannot run now (a sentence), or None when they can.
+
+        Without ``advice`` only the state is described (used after waiting in vain).
+        """
+        problem = self.lasting_problem(advice)
+        if problem:
+            return problem
         if self.props.get('guest.toolsRunningStatus') == 'guestToolsNotRunning':
             return ("VMware Tools are not running in VM '%s'.%s" % (self.name, (
                 " Start them in the guest (systemctl start vmtoolsd) or wait for the guest to boot "

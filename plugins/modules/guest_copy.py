@@ -23,7 +23,8 @@ options:
     type: path
   content:
     description:
-      - Text to write into O(dest) instead of a file.
+      - Text to write into O(dest) instead of a file. An empty string makes an empty file.
+      - Like the content of M(ansible.builtin.copy), it is treated as a secret and hidden from the output.
     type: str
   dest:
     description:
@@ -124,7 +125,7 @@ def main():
     module = GuestOpsModule(
         argument_spec=dict(
             src=dict(type='path'),
-            content=dict(type='str', no_log=False),
+            content=dict(type='str', no_log=True),
             dest=dict(type='str', required=True),
             mode=dict(type='raw'),
             owner=dict(type='int'),

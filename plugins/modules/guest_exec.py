@@ -60,22 +60,28 @@ options:
     type: dict
   stdout_path:
     description:
-      - Write stdout into this existing guest file instead of capturing it; RV(stdout) is then empty.
+      - Write stdout into this guest file instead of capturing it; RV(stdout) is then empty.
+      - An absolute path; the file is created or overwritten, and its directory must exist (for example one
+        made by M(guestops.vsphere.guest_tempdir)).
     type: str
   stderr_path:
     description:
-      - Write stderr into this existing guest file instead of capturing it; RV(stderr) is then empty.
+      - Write stderr into this guest file instead of capturing it; RV(stderr) is then empty.
+      - An absolute path; the file is created or overwritten, and its directory must exist (for example one
+        made by M(guestops.vsphere.guest_tempdir)).
     type: str
   wait:
     description:
       - Wait for the program to end. With V(false), return at once with the RV(pid) and a RV(job) handle
-        for M(guestops.vsphere.guest_exec_status), which also removes the job's temporary directory.
+        for M(guestops.vsphere.guest_exec_status); the job's temporary directory then stays in the guest until
+        M(guestops.vsphere.guest_exec_status) removes it with O(guestops.vsphere.guest_exec_status#module:cleanup=true).
     type: bool
     default: true
   timeout:
     description:
       - Seconds to wait. When they pass, the program (with its child processes on Linux) is terminated and
         the task fails with the output so far.
+      - Not used with O(wait=false).
     type: int
     default: 3600
   output_limit:

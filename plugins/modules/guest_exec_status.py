@@ -19,7 +19,10 @@ options:
   job:
     description:
       - The RV(guestops.vsphere.guest_exec#module:job) returned by M(guestops.vsphere.guest_exec).
-      - Its VM is used unless O(name), O(uuid) or O(moid) is given.
+      - The job's VM (C(job.vm.moid)) is used unless O(name), O(uuid) or O(moid) is given; a VM selected that
+        way must be the job's VM, otherwise the task fails.
+      - The job is checked before use; O(cleanup) deletes only the C(ansible-exec-*) directory that
+        M(guestops.vsphere.guest_exec) created.
     type: dict
     required: true
   cleanup:
@@ -144,7 +147,9 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._module import Gu
 from ansible_collections.guestops.vsphere.plugins.module_utils._operations import (
     DEFAULT_OUTPUT_LIMIT,
     job_status,
+    parse_job,
 )
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VSphereError
 
 
 def main():
@@ -158,7 +163,12 @@ def main():
         vm_required=False,
     )
     params = module.params
-    job = params['job']
+    if params['output_limit'] < 0:
+        module.fail(msg='output_limit must not be negative')
+    try:
+        job = parse_job(params['job'])
+    except VSphereError as err:
+        module.fail(msg=err.msg)
     selector = None
     if not any(params.get(key) for key in ('name', 'uuid', 'moid')):
         vm = job.get('vm') or {}

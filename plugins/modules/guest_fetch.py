@@ -79,6 +79,10 @@ checksum:
   description: SHA-1 of the file (in check mode only known when it was compared).
   returned: when the file exists
   type: str
+msg:
+  description: Says that nothing was fetched because O(src) does not exist.
+  returned: when O(src) is missing and O(fail_on_missing=false)
+  type: str
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule

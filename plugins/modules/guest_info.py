@@ -156,6 +156,8 @@ def main():
         required_together=[['guest_username', 'guest_password']],
     )
     params = module.params
+    if params['wait_for_ready'] and params['timeout'] <= 0:
+        module.fail(msg='timeout must be a positive number of seconds')
 
     def report(target):
         if params['wait_for_ready']:

@@ -86,6 +86,7 @@ path:
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
+from ansible_collections.guestops.vsphere.plugins.module_utils._operations import is_absolute
 
 
 def main():
@@ -99,6 +100,12 @@ def main():
         needs_requests=False,
     )
     params = module.params
+    for option in ('prefix', 'suffix'):
+        if any(sep in (params[option] or '') for sep in '/\\'):
+            module.fail(msg="%s must not contain a path separator, got '%s'; use directory_path to choose where the "
+                            "%s is created." % (option, params[option], params['state']))
+    if params['directory_path'] and not is_absolute(params['directory_path']):
+        module.fail(msg="directory_path must be an absolute path in the guest, got '%s'." % params['directory_path'])
 
     def create(target):
         if module.check_mode:

@@ -386,3 +386,33 @@ def test_transfers_use_the_sessions_tls_settings():
     adapter = http.get_adapter('https://esx1/')
     assert adapter._ssl_context is client.session.ssl_context()
     assert make_client(validate_certs=False)[0]._http_session().verify is False
+
+
+class BrokenResponse(FakeResponse):
+    def iter_content(self, chunk_size):
+        yield b'abcd'
+        raise requests.exceptions.ChunkedEncodingError('Connection broken: /guestFile?id=1&token=SECRET')
+
+
+@pytest.mark.parametrize('read', [
+    lambda client: client.download_to('/x', io.BytesIO()),
+    lambda client: client.download_bytes('/x', limit=100),
+])
+def test_broken_download_is_named_token_hidden_and_closed(read):
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://*/guestFile?id=1&token=SECRET', size=9)
+    response = BrokenResponse()
+    with mock.patch.object(requests.Session, 'request', return_value=response):
+        with pytest.raises(VSphereError) as info:
+            read(client)
+    assert "Downloading '/x' failed for VM 'web01': the transfer broke off after 4 bytes" in info.value.msg
+    assert 'SECRET' not in info.value.msg and response.closed
+
+
+def test_download_bytes_closes_the_response_at_the_limit():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://*/guestFile?id=1&token=t', size=10)
+    response = FakeResponse(chunks=[b'12345', b'67890'])
+    with mock.patch.object(requests.Session, 'request', return_value=response):
+        assert client.download_bytes('/x', limit=3).data == b'123'
+    assert response.closed

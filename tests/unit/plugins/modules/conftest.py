@@ -99,9 +99,22 @@ class FakeGuest(object):
 
     def CreateTemporaryFileInGuest(self, vm, auth, prefix, suffix, directoryPath=None):
         self._check(auth)
-        path = '%s/%svmware%d%s' % (directoryPath or '/tmp', prefix, self._next() + 1, suffix)
+        parent = directoryPath or '/tmp'
+        if parent not in self.dirs:
+            raise vim.fault.FileNotFound(file=parent)
+        path = '%s/%svmware%d%s' % (parent, prefix, self._next() + 1, suffix)
         self.files[path] = b''
+        self.modes[path] = 0o600
         return path
+
+    def MoveFileInGuest(self, vm, auth, srcFilePath, dstFilePath, overwrite):
+        self._check(auth)
+        if srcFilePath not in self.files:
+            raise vim.fault.FileNotFound(file=srcFilePath)
+        if dstFilePath in self.files and not overwrite:
+            raise vim.fault.FileAlreadyExists(file=dstFilePath)
+        self.files[dstFilePath] = self.files.pop(srcFilePath)
+        self.modes[dstFilePath] = self.modes.pop(srcFilePath, 0o644)
 
     def ListFilesInGuest(self, vm, auth, filePath, index=None, maxResults=None, matchPattern=None):
         self._check(auth)
@@ -200,6 +213,8 @@ class FakeGuest(object):
         kind, path, mode = self.tickets.pop(ticket)
         response = mock.Mock(status_code=200, text='')
         if kind == 'PUT':
+            if len(data) == 0:  # ESXi refuses empty uploads
+                return mock.Mock(status_code=500, text='Internal Server Error')
             self.files[path] = b''.join(iter(lambda: data.read(65536), b''))
             if mode is not None:
                 self.modes[path] = mode

@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import datetime
+
 import hashlib
 import os
 
 import pytest
 
-from .conftest import CONNECTION, GUEST, as_json
+from .conftest import CONNECTION, GUEST, as_json, vim
 
 from ansible_collections.guestops.vsphere.plugins.modules import (
     guest_cleanup,
@@ -105,6 +107,36 @@ def test_exec_env_chdir_and_forms(harness):
     assert result['failed']
 
 
+def test_exec_output_files_need_an_existing_directory(harness):
+    for option in ('stdout_path', 'stderr_path'):
+        result = harness.run(guest_exec, dict(BASE, cmd='x', **{option: '/nope/out.log'}))
+        assert result['failed'] and "Option %s '/nope/out.log': the directory '/nope' does not exist in the " \
+            "guest" % option in result['msg']
+        result = harness.run(guest_exec, dict(BASE, cmd='x', **{option: '/tmp'}))
+        assert result['failed'] and "Option %s '/tmp' is a directory" % option in result['msg']
+    assert harness.guest.started == [] and harness.guest.dirs == {'/tmp'}
+    assert harness.run(guest_exec, dict(BASE, cmd='x', stdout_path='/tmp/new.log'))['rc'] == 0
+    harness.guest.files['/tmp/out.log'] = b''
+    assert harness.run(guest_exec, dict(BASE, cmd='x', stderr_path='/tmp/out.log'))['rc'] == 0
+
+
+def test_exec_missing_chdir_is_named(harness, monkeypatch):
+    def start(vm, auth, spec):
+        raise vim.fault.NotADirectory(file=spec.workingDirectory)
+    monkeypatch.setattr(harness.guest, 'StartProgramInGuest', start)
+    result = harness.run(guest_exec, dict(BASE, cmd='pwd', chdir='/nonexistent'))
+    assert result['failed'] and "chdir '/nonexistent' does not exist or is not a directory" in result['msg']
+    assert harness.guest.dirs == {'/tmp'}
+
+
+def test_exec_program_permission_denied_suggests_noexec_way_out(harness, monkeypatch):
+    def start(vm, auth, spec):
+        raise vim.fault.GuestPermissionDenied()
+    monkeypatch.setattr(harness.guest, 'StartProgramInGuest', start)
+    result = harness.run(guest_exec, dict(BASE, program='/tmp/run.sh'))
+    assert result['failed'] and 'noexec' in result['msg'] and 'directory_path' in result['msg']
+
+
 def test_exec_relative_paths_refused(harness):
     result = harness.run(guest_exec, dict(BASE, cmd='x', chdir='srv'))
     assert result['failed'] and 'chdir must be an absolute Linux path' in result['msg']
@@ -157,6 +189,17 @@ def test_exec_no_wait_then_status(harness):
     assert done['cleaned_up'] and job['temp_dir'] not in harness.guest.dirs
 
 
+def test_status_end_is_never_before_start(harness):
+    # The guest records times in whole seconds: a quick program "ends" before the controller's start.
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    job = harness.run(guest_exec, dict(BASE, cmd='quick', wait=False))['job']
+    info = harness.guest.processes[job['pid']]
+    info.endTime, info.exitCode = info.startTime.replace(microsecond=0) - datetime.timedelta(seconds=1), 0
+    done = harness.run(guest_exec_status, dict(CONNECTION, job=job, **GUEST))
+    assert done['finished'] and done['rc'] == 0
+    assert done['end'] >= done['start'] and done['delta'] == '0:00:00'
+
+
 def test_status_expired_record_uses_rc_file(harness):
     started = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))
     job = started['job']
@@ -181,8 +224,47 @@ def test_status_check_mode_keeps_temp_dir(harness):
 
 
 def test_status_needs_vm(harness):
-    result = harness.run(guest_exec_status, dict(CONNECTION, job={'pid': 1, 'temp_dir': '/t'}, **GUEST))
+    job = {'pid': 1, 'temp_dir': '/tmp/ansible-exec-vmware1'}
+    result = harness.run(guest_exec_status, dict(CONNECTION, job=job, **GUEST))
     assert result['failed'] and 'job.vm.moid' in result['msg']
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'temp_dir': '/'}, "temp_dir '/' is not a directory made by guest_exec"),
+    ({'temp_dir': '/etc'}, "temp_dir '/etc' is not a directory made by guest_exec"),
+    ({'temp_dir': 'ansible-exec-x'}, 'is not a directory made by guest_exec'),
+    ({'temp_dir': '/tmp/ansible-exec-1/..'}, 'is not a directory made by guest_exec'),
+    ({'temp_dir': ['/tmp']}, 'is not a directory made by guest_exec'),
+    ({'pid': 'abc'}, "pid must be a positive number, got 'abc'"),
+    ({'pid': -4}, 'pid must be a positive number'),
+    ({'pid': None}, "has no 'pid'"),
+    ({'vm': 'web01'}, 'vm must be a dictionary'),
+    ({'guest_os': 'beos'}, 'guest_os must be linux or windows'),
+])
+def test_status_refuses_a_tampered_job_before_connecting(harness, change, message):
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    sessions = len(harness.sessions)
+    job.update(change)
+    result = harness.run(guest_exec_status, dict(CONNECTION, job=job, cleanup=True, terminate=True, **GUEST))
+    assert result['failed'] and message in result['msg'] and 'unchanged' in result['msg']
+    assert len(harness.sessions) == sessions  # nothing was done in any VM
+    assert harness.guest.terminated == [] and '/tmp' in harness.guest.dirs
+
+
+def test_status_refuses_another_vm(harness):
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    result = harness.run(guest_exec_status, dict(CONNECTION, job=job, moid='vm-2', terminate=True, **GUEST))
+    assert result['failed'] and "started in VM 'web01' (vm-1)" in result['msg'] and '(vm-2)' in result['msg']
+    assert harness.guest.terminated == []
+    assert harness.run(guest_exec_status, dict(CONNECTION, job=job, moid='vm-1', **GUEST))['finished'] is False
+
+
+def test_status_negative_output_limit(harness):
+    job = {'pid': 1, 'temp_dir': '/tmp/ansible-exec-vmware1', 'vm': {'moid': 'vm-1'}}
+    result = harness.run(guest_exec_status, dict(CONNECTION, job=job, output_limit=-1, **GUEST))
+    assert result['failed'] and 'output_limit' in result['msg']
 
 
 # --------------------------------------------------------------------------- guest_info
@@ -245,6 +327,17 @@ def test_tempdir_and_cleanup(harness):
     assert f['path'] not in harness.guest.files
 
 
+@pytest.mark.parametrize('args, message', [
+    (dict(directory_path='tmp'), "directory_path must be an absolute path in the guest, got 'tmp'"),
+    (dict(prefix='a/b'), "prefix must not contain a path separator, got 'a/b'"),
+    (dict(suffix='\\x'), 'suffix must not contain a path separator'),
+])
+def test_tempdir_refuses(harness, args, message):
+    result = harness.run(guest_tempdir, dict(BASE, **args))
+    assert result['failed'] and message in result['msg']
+    assert harness.sessions == []
+
+
 @pytest.mark.parametrize('path, message', [
     ('/', "refusing to delete '/'"), ('', 'path is empty'), ('rel/x', 'must be absolute'),
     ('C:\\', 'root of drive'),
@@ -293,10 +386,34 @@ def test_copy_src_file(harness, tmp_path):
     assert result['changed'] and harness.guest.files['/tmp/big.bin'] == src.read_bytes()
 
 
+def test_copy_empty_content_without_an_empty_upload(harness):
+    args = dict(BASE, content='', dest='/tmp/empty')
+    first = harness.run(guest_copy, args)
+    assert first['changed'] and first['size'] == 0 and not first.get('failed'), first
+    assert harness.guest.files['/tmp/empty'] == b'' and harness.guest.modes['/tmp/empty'] == 0o644
+    assert sorted(harness.guest.files) == ['/tmp/empty']  # the temp file was moved into place
+    assert harness.run(guest_copy, args)['changed'] is False
+    harness.guest.files['/tmp/full'] = b'data'
+    harness.guest.modes['/tmp/full'] = 0o640
+    replaced = harness.run(guest_copy, dict(args, dest='/tmp/full'))
+    assert replaced['changed'] and harness.guest.files['/tmp/full'] == b''
+    assert harness.guest.modes['/tmp/full'] == 0o640
+    assert harness.run(guest_copy, dict(args, dest='/tmp/m', mode='0700'))['changed']
+    assert harness.guest.modes['/tmp/m'] == 0o700
+
+
+def test_copy_empty_content_into_a_missing_directory(harness):
+    result = harness.run(guest_copy, dict(BASE, content='', dest='/nope/f'))
+    assert result['failed'] and "its directory '/nope' does not exist in the guest" in result['msg']
+    assert sorted(harness.guest.files) == []
+
+
 @pytest.mark.parametrize('args, message', [
     (dict(content='x', dest='rel'), 'absolute'),
     (dict(content='x', dest='/tmp'), 'is a directory'),
-    (dict(content='x', dest='/nope/f'), "Uploading to '/nope/f' failed for VM 'web01'"),
+    (dict(content='x', dest='/tmp/'), 'ends with a path separator'),
+    (dict(content='x', dest='/nope/f'), "Uploading to '/nope/f' failed for VM 'web01': its directory '/nope' does "
+                                        "not exist in the guest"),
     (dict(content='x', dest='/tmp/f', mode='rw'), 'octal'),
     (dict(src='/does/not/exist', dest='/tmp/f'), 'not a readable file'),
 ])
@@ -318,6 +435,17 @@ def test_fetch(harness, tmp_path):
     check = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=first['dest']), check_mode=True)
     assert check['changed'] and open(first['dest'], 'rb').read() == b'local edit'
     assert sorted(os.listdir(str(tmp_path / 'out'))) == ['app.log']
+
+
+def test_fetch_local_problems(harness, tmp_path):
+    harness.guest.files['/var/log/app.log'] = b'x'
+    blocker = tmp_path / 'file'
+    blocker.write_bytes(b'')
+    result = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=str(blocker / 'sub' / 'app.log')))
+    assert result['failed'] and 'cannot be created or written on the host running the module' in result['msg']
+    result = harness.run(guest_fetch, dict(BASE, src='relative.log', dest=str(tmp_path) + '/'))
+    assert result['failed'] and "src must be an absolute path in the guest, got 'relative.log'" in result['msg']
+    assert os.listdir(str(tmp_path)) == ['file']
 
 
 def test_fetch_missing(harness, tmp_path):
