@@ -22,7 +22,7 @@ RUN := PATH="$(BIN):$$PATH" ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)"
 ANSIBLE_TEST := cd "$(COLLECTION)" && $(RUN) ansible-test
 TEST_PYTHON := --python 3.11 --color no
 
-.PHONY: help venv collection tools simulator demo test simulator-tests units sanity integration lint bench clean
+.PHONY: help venv collection tools simulator demo test simulator-tests units sanity integration lint dist bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -59,7 +59,7 @@ demo: collection ## Run the run_program role against the simulator and show the 
 	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/demo-cloud-config.ini" \
 	  env $(RUN) DEMO_FETCH_DIR="$(BUILD)/demo-output" ansible-playbook playbooks/demo.yml
 
-test: simulator-tests units sanity integration lint ## Everything CI runs: simulator tests, units, sanity, integration, lint
+test: simulator-tests units sanity integration lint dist ## Everything CI runs: simulator tests, units, sanity, integration, lint, build
 	@echo "make test: all suites passed"
 
 simulator-tests: venv ## The simulator's own pytest suite
@@ -73,7 +73,7 @@ sanity: collection tools $(GET_PIP_CACHE) ## ansible-test sanity
 
 integration: collection $(GET_PIP_CACHE) ## ansible-test integration against the simulator
 	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(CLOUD_CONFIG)" \
-	  bash -c 'cd "$(COLLECTION)" && $(RUN) ansible-test integration --venv $(TEST_PYTHON) $(TARGETS)' \
+	  bash -c 'cd "$(COLLECTION)" && $(RUN) ansible-test integration --venv --continue-on-error $(TEST_PYTHON) $(TARGETS)' \
 	  | tee "$(BUILD)/integration.log"
 	@if grep -q 'All targets skipped\|Excluding tests marked "cloud/vcenter"' "$(BUILD)/integration.log"; then \
 	  echo "error: integration targets were skipped; the cloud config was not picked up" >&2; exit 1; fi
@@ -82,6 +82,14 @@ lint: collection ## ansible-lint (production profile), collection docs lint, cha
 	cd "$(COLLECTION)" && PATH="$(BIN):$$PATH" ansible-lint --profile production
 	cd "$(COLLECTION)" && $(RUN) antsibull-docs lint-collection-docs --plugin-docs .
 	cd "$(COLLECTION)" && $(RUN) antsibull-changelog lint
+
+dist: venv ## Build the collection artifact into build/dist and check that no local file got in
+	rm -rf "$(BUILD)/dist"
+	"$(BIN)/ansible-galaxy" collection build --force --output-path "$(BUILD)/dist" .
+	@if tar -tzf "$(BUILD)"/dist/guestops-vsphere-*.tar.gz \
+	    | grep -E '(^|/)(\.venv|\.cache|\.ansible|build|output|__pycache__)/|cloud-config-vcenter\.ini$$|\.pyc$$'; then \
+	  echo "error: the artifact above carries local files; extend build_ignore in galaxy.yml" >&2; exit 1; fi
+	@echo "artifact: $$(ls "$(BUILD)"/dist/*.tar.gz) ($$(tar -tzf "$(BUILD)"/dist/*.tar.gz | wc -l) entries)"
 
 bench: collection ## Speed and memory benchmarks against the simulator (BENCH_SIZE_MIB=2048 for the transfer)
 	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/bench-cloud-config.ini" \
