@@ -52,10 +52,12 @@ tools: ## Install shellcheck for the sanity test when it is missing (needs apt-g
 	fi
 
 simulator: venv ## Run the vSphere simulator in the foreground on 127.0.0.1:8989 (PORT=... to change)
+	mkdir -p "$(BUILD)"
 	PYTHONPATH=tests "$(BIN)/python" -m guestsim --port $(PORT) --state-dir "$(BUILD)/simulator" \
 	  --write-cloud-config tests/integration/cloud-config-vcenter.ini
 
 demo: collection ## Run the run_program role against the simulator and show the guest program's output
+	mkdir -p "$(BUILD)"
 	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/demo-cloud-config.ini" \
 	  env $(RUN) DEMO_FETCH_DIR="$(BUILD)/demo-output" ansible-playbook playbooks/demo.yml
 
@@ -72,6 +74,7 @@ sanity: collection tools $(GET_PIP_CACHE) ## ansible-test sanity
 	$(ANSIBLE_TEST) sanity --venv $(TEST_PYTHON)
 
 integration: collection $(GET_PIP_CACHE) ## ansible-test integration against the simulator
+	mkdir -p "$(BUILD)"
 	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(CLOUD_CONFIG)" \
 	  bash -c 'cd "$(COLLECTION)" && $(RUN) ansible-test integration --venv --continue-on-error $(TEST_PYTHON) $(TARGETS)' \
 	  | tee "$(BUILD)/integration.log"
@@ -92,6 +95,7 @@ dist: venv ## Build the collection artifact into build/dist and check that no lo
 	@echo "artifact: $$(ls "$(BUILD)"/dist/*.tar.gz) ($$(tar -tzf "$(BUILD)"/dist/*.tar.gz | wc -l) entries)"
 
 bench: collection ## Speed and memory benchmarks against the simulator (BENCH_SIZE_MIB=2048 for the transfer)
+	mkdir -p "$(BUILD)"
 	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/bench-cloud-config.ini" \
 	  env $(RUN) "$(BIN)/python" tests/bench/run.py
 
