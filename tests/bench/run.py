@@ -215,6 +215,9 @@ def main():
     parser.add_argument('--json', default=os.path.join(ROOT, 'build', 'bench.json'))
     parser.add_argument('--transfer-worker', type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if os.environ.get('GUESTSIM_CA_FILE'):
+        # Measure the path users should run: certificates verified, against the simulator's CA.
+        os.environ.update(SSL_CERT_FILE=os.environ['GUESTSIM_CA_FILE'], VMWARE_VALIDATE_CERTS='true')
     if args.transfer_worker:
         transfer_worker(args.transfer_worker)
         return 0
