@@ -148,10 +148,10 @@ def linux_raw(program, arguments, stdout_path=None, stderr_path=None, working_di
 
 # --------------------------------------------------------------------------- Windows
 
-def windows_quote_arg(value):
+def windows_quote_arg(value, always=False):
     """Quote one argument so CommandLineToArgvW / the MS C runtime read it back unchanged."""
     value = str(value)
-    if value and not any(c in value for c in ' \t\n\v"'):
+    if value and not always and not any(c in value for c in ' \t\n\v"'):
         return value
     out = ['"']
     backslashes = 0
@@ -173,6 +173,27 @@ def windows_join(argv):
     if not argv:
         raise CommandLineError('argv must contain at least the program')
     return ' '.join(windows_quote_arg(arg) for arg in argv)
+
+
+def windows_cmd_join(argv):
+    """Join an argument vector for a command line that cmd.exe runs.
+
+    cmd.exe leaves ``& | < > ^ ( )`` alone only inside double quotes, so every argument that
+    holds one of them (or white space) is quoted. ``%`` is expanded by cmd.exe even inside
+    quotes and an embedded ``"`` toggles its quoting, so both are refused: such arguments
+    need the cmd form, written for cmd.exe by hand.
+    """
+    if not argv:
+        raise CommandLineError('argv must contain at least the program')
+    parts = []
+    for arg in argv:
+        arg = str(arg)
+        for char, name in (('%', 'a percent sign'), ('"', 'a double quote'), ('\n', 'a line break'), ('\r', 'a line break')):
+            if char in arg:
+                raise CommandLineError('argv item %r holds %s, which cannot reach a Windows program through cmd.exe '
+                                       'unchanged; use cmd with a command line written for cmd.exe instead' % (arg, name))
+        parts.append(windows_quote_arg(arg, always=not arg or any(c in arg for c in ' \t&|<>^()')))
+    return ' '.join(parts)
 
 
 def cmd_escape(text):
@@ -266,7 +287,7 @@ def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
             return windows_raw(program, arguments, working_directory, env)
         return linux_raw(program, arguments, stdout_path, stderr_path, working_directory, env)
     if guest_os == 'windows':
-        command = _command(cmd, argv, windows_join)
+        command = _command(cmd, argv, windows_cmd_join)
         return windows_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)
     command = _command(cmd, argv, posix_join)
     return linux_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)

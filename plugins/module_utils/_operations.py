@@ -658,7 +658,7 @@ def refuse_path(path):
         return None
     if ntpath.isabs(path) and len(ntpath.splitdrive(path)[0]) == 2:
         drive, rest = ntpath.splitdrive(path)
-        if rest.strip('\\/') == '':
+        if ntpath.normpath(rest).strip('\\/') in ('', '.'):
             return "refusing to delete the root of drive %s" % drive
         return None
     return "path must be absolute, got '%s'" % path

@@ -32,6 +32,8 @@ options:
     description:
       - The program and its arguments as a list. Every item is quoted for the guest's shell, so spaces and
         special characters arrive unchanged.
+      - On Windows the items pass through C(cmd.exe); an item holding C(%), a double quote or a line break
+        is refused, because C(cmd.exe) would change it. Use O(cmd) for such command lines.
     type: list
     elements: str
   program:

@@ -26,6 +26,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._command_line imp
     posix_join,
     posix_quote,
     windows_env,
+    windows_cmd_join,
     windows_join,
     windows_quote_arg,
     windows_wrapped,
@@ -259,6 +260,27 @@ def test_windows_quote_arg_round_trips(value):
 def test_windows_join_round_trips():
     values = [v for v in TRICKY if '\n' not in v]
     assert command_line_to_argv(windows_join(values)) == values
+
+
+@pytest.mark.parametrize('argv', [
+    ['C:\\p\\x.exe', 'a&b', 'c|d', '<in>', 'x^y', '(grp)', 'two words', '', 'tail\\'],
+    ['C:\\Program Files\\app.exe', '/q', 'C:\\dir with space\\'],
+])
+def test_windows_cmd_join_keeps_cmd_metacharacters_inside_quotes(argv):
+    joined = windows_cmd_join(argv)
+    assert command_line_to_argv(joined) == argv
+    inside = False
+    for char in joined:
+        if char == '"':
+            inside = not inside
+        elif char in '&|<>^()':
+            assert inside, 'cmd.exe would interpret %r in %s' % (char, joined)
+
+
+@pytest.mark.parametrize('item', ['%PATH%', 'say "hi"', 'two\nlines'])
+def test_windows_cmd_join_refuses_what_cmd_would_change(item):
+    with pytest.raises(CommandLineError, match='use cmd'):
+        windows_cmd_join(['C:\\x.exe', item])
 
 
 @pytest.mark.parametrize('text', [
