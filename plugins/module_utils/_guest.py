@@ -182,6 +182,16 @@ class _ContextAdapter(HTTPAdapter):
         kwargs['ssl_context'] = self._ssl_context
         return super(_ContextAdapter, self).proxy_manager_for(*args, **kwargs)
 
+    def cert_verify(self, conn, url, verify, cert):
+        """Trust comes from the SSL context alone.
+
+        requests would otherwise hand its own CA bundle to urllib3, which loads it into the
+        context that the SOAP connection shares, widening what both trust.
+        """
+        conn.cert_reqs = 'CERT_REQUIRED' if verify else 'CERT_NONE'
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+
 
 class _SizedReader(object):
     """A file-like body with a known length, read in large chunks (requests sends Content-Length)."""

@@ -473,6 +473,8 @@ class Simulator:
             'vcenter_password = %s\n'
             'vcenter_port = %d\n'
             'vmware_validate_certs = false\n'
+            '; CA that signed the certificates of vCenter and the ESXi hosts (empty: the verified-TLS checks are skipped).\n'
+            'vmware_ca_file = %s\n'
             'guest_vm_name = %s\n'
             'guest_datacenter = DC0\n'
             'guest_username = root\n'
@@ -485,7 +487,7 @@ class Simulator:
             'vm_slow_boot = DC0_H0_VM_SLOWBOOT\n'
             'vm_noexec = DC0_H0_VM_NOEXEC\n'
             'vm_duplicate_name = DUP_VM\n'
-            % (self.client_host, user, password, self.port, guest_vm, base, base)
+            % (self.client_host, user, password, self.port, self.ca_file, guest_vm, base, base)
         )
 
     def write_cloud_config(self, path: str):

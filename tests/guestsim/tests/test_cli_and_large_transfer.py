@@ -96,6 +96,7 @@ def test_cli_large_transfer_and_clean_shutdown(cli_server):
     assert values['vcenter_hostname'] == '127.0.0.1' and values['vcenter_username'] == 'user'
     assert values['guest_vm_name'] == 'DC0_H0_VM0' and values['vm_noexec'] == 'DC0_H0_VM_NOEXEC'
     assert values['guestsim_state_url'] == 'https://127.0.0.1:%d/guestsim/state' % port
+    assert values['vmware_ca_file'] == str(state_dir / 'ca.pem')
 
     ca_file = str(state_dir / 'ca.pem')
     service_instance = SmartConnect(host='127.0.0.1', port=port, user=values['vcenter_username'],

@@ -416,3 +416,20 @@ def test_download_bytes_closes_the_response_at_the_limit():
     with mock.patch.object(requests.Session, 'request', return_value=response):
         assert client.download_bytes('/x', limit=3).data == b'123'
     assert response.closed
+
+
+@pytest.mark.parametrize('verify, reqs', [(True, 'CERT_REQUIRED'), (False, 'CERT_NONE')])
+def test_transfer_adapter_keeps_requests_bundle_out_of_the_shared_context(verify, reqs):
+    import ssl  # pylint: disable=import-outside-toplevel
+    from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (  # pylint: disable=import-outside-toplevel
+        _ContextAdapter,
+    )
+
+    context = ssl.create_default_context()
+    loaded_before = context.cert_store_stats()
+    adapter = _ContextAdapter(context)
+    conn = mock.Mock(ca_certs='/bundle/from/requests.pem', ca_cert_dir='/some/dir')
+    adapter.cert_verify(conn, 'https://esx01:443/guestFile?id=1', verify, None)
+    assert conn.cert_reqs == reqs
+    assert conn.ca_certs is None and conn.ca_cert_dir is None
+    assert context.cert_store_stats() == loaded_before
