@@ -98,8 +98,8 @@ def posix_join(argv):
     return ' '.join(posix_quote(arg) for arg in argv)
 
 
-def posix_env(env):
-    """Environment list for a Linux guest: the given variables plus a default PATH.
+def _env_list(env, name_is_valid, defaults, fold=str):
+    """``NAME=value`` strings for env plus the defaults it does not set (names compared after fold).
 
     Returns None when env is None (the guest's default environment is used).
     """
@@ -109,13 +109,19 @@ def posix_env(env):
     names = set()
     for name, value in env.items():
         name = str(name)
-        if not _ENV_NAME.match(name):
+        if not name_is_valid(name):
             raise CommandLineError('invalid environment variable name %r' % name)
-        names.add(name)
+        names.add(fold(name))
         result.append('%s=%s' % (name, '' if value is None else value))
-    if 'PATH' not in names:
-        result.append('PATH=' + DEFAULT_POSIX_PATH)
+    for name, value in defaults.items():
+        if fold(name) not in names:
+            result.append('%s=%s' % (name, value))
     return result
+
+
+def posix_env(env):
+    """Environment list for a Linux guest: the given variables plus a default PATH."""
+    return _env_list(env, _ENV_NAME.match, {'PATH': DEFAULT_POSIX_PATH})
 
 
 def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_directory=None, env=None):
@@ -207,21 +213,8 @@ def cmd_escape(text):
 
 
 def windows_env(env):
-    """Environment list for a Windows guest; SystemRoot and PATH get defaults."""
-    if env is None:
-        return None
-    result = []
-    names = set()
-    for name, value in env.items():
-        name = str(name)
-        if not name or '=' in name:
-            raise CommandLineError('invalid environment variable name %r' % name)
-        names.add(name.upper())
-        result.append('%s=%s' % (name, '' if value is None else value))
-    for name, value in DEFAULT_WINDOWS_ENV.items():
-        if name.upper() not in names:
-            result.append('%s=%s' % (name, value))
-    return result
+    """Environment list for a Windows guest; SystemRoot and PATH get defaults (names ignore case)."""
+    return _env_list(env, lambda name: bool(name) and '=' not in name, DEFAULT_WINDOWS_ENV, str.upper)
 
 
 def _cmd_path(path):

@@ -314,10 +314,10 @@ class GuestClient(object):
             raise
         files = list(getattr(listing, 'files', None) or [])
         entry = files[0] if files else None
-        if entry is None or entry.path == '.' or entry.path != path and entry.path != _basename(path):
-            return {'type': 'directory', 'size': None, 'permissions': None, 'owner_id': None, 'group_id': None}
-        if entry.path != path and entry.type == 'directory':
-            # a directory that contains an entry with its own name
+        # A directory lists its entries ("." first); a file lists itself. A directory may also hold an
+        # entry with its own name, which then is a directory listed by basename.
+        if (entry is None or entry.path == '.'
+                or entry.path != path and (entry.path != _basename(path) or entry.type == 'directory')):
             return {'type': 'directory', 'size': None, 'permissions': None, 'owner_id': None, 'group_id': None}
         attrs = entry.attributes
         return {

@@ -136,6 +136,20 @@ def _network_problem(exc, host, port):
     return None
 
 
+# FileFault subclasses and what they mean for the user; the first match wins.
+FILE_FAULT_MESSAGES = (
+    ('FileNotFound', "guest file or directory %(target)s was not found."),
+    ('CannotAccessFile', "guest file %(target)s cannot be accessed by guest user '%(guest_username)s' (permissions)."),
+    ('FileAlreadyExists', "guest file %(target)s already exists."),
+    ('NotAFile', "guest path %(target)s is not a regular file."),
+    ('NotADirectory', "guest path %(target)s is not a directory."),
+    ('DirectoryNotEmpty', "guest directory %(target)s is not empty."),
+    ('NoDiskSpace', "the guest file system holding %(target)s is full."),
+    ('FileTooLarge', "guest file %(target)s is too large for the guest file system."),
+    ('FileNameTooLong', "guest path %(target)s is too long."),
+)
+
+
 def describe_fault(exc, host=None, port=None, username=None, guest_username=None, path=None):
     """Turn a pyVmomi fault or a network error into a sentence that says what to do."""
     text = _fault_text(exc)
@@ -180,24 +194,9 @@ def describe_fault(exc, host=None, port=None, username=None, guest_username=None
     # files
     fault_file = getattr(exc, 'file', None) or path
     target = "'%s'" % fault_file if fault_file else 'the file'
-    if _fault_is(exc, 'FileNotFound'):
-        return "guest file or directory %s was not found." % target
-    if _fault_is(exc, 'CannotAccessFile'):
-        return "guest file %s cannot be accessed by guest user '%s' (permissions)." % (target, guest_username)
-    if _fault_is(exc, 'FileAlreadyExists'):
-        return "guest file %s already exists." % target
-    if _fault_is(exc, 'NotAFile'):
-        return "guest path %s is not a regular file." % target
-    if _fault_is(exc, 'NotADirectory'):
-        return "guest path %s is not a directory." % target
-    if _fault_is(exc, 'DirectoryNotEmpty'):
-        return "guest directory %s is not empty." % target
-    if _fault_is(exc, 'NoDiskSpace'):
-        return "the guest file system holding %s is full." % target
-    if _fault_is(exc, 'FileTooLarge'):
-        return "guest file %s is too large for the guest file system." % target
-    if _fault_is(exc, 'FileNameTooLong'):
-        return "guest path %s is too long." % target
+    for name, message in FILE_FAULT_MESSAGES:
+        if _fault_is(exc, name):
+            return message % dict(target=target, guest_username=guest_username)
     if _fault_is(exc, 'FileFault'):
         return "guest file operation on %s failed (%s)%s." % (target, fault_name(exc), ': ' + text if text else '')
     if _fault_is(exc, 'InvalidState'):
