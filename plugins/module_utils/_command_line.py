@@ -39,15 +39,26 @@ DEFAULT_WINDOWS_ENV = {
 # Name shown as $0 of the wrapper in the guest's process table.
 WRAPPER_NAME = 'guestops-run'
 
-# $1 = command, $2 = stdout file, $3 = stderr file, $4 = rc file ('' = none).
-# setsid puts the command into its own process group, so the TERM trap can end
-# the whole tree (TerminateProcessInGuest only signals the wrapper).
+# $1 = command, $2 = stdout file, $3 = stderr file, $4 = rc file ('' = none),
+# $5 = seconds after which the guest ends the command by itself ('' = never), $6 = file that
+# records that it did.
+# setsid puts the command into its own process group, so the TERM trap can end the whole tree
+# (TerminateProcessInGuest only signals the wrapper). The watchdog is what keeps the deadline
+# when no controller is left to terminate the program: it checks once a second, ends the
+# process group with TERM and, 5 seconds later, KILL, and stops by itself once the command ends.
 LINUX_WRAPPER = (
     'trap \'kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; exit 143\' HUP INT TERM; '
     'if command -v setsid >/dev/null 2>&1; '
     'then setsid /bin/sh -c "$1" >"$2" 2>"$3" </dev/null & '
     'else /bin/sh -c "$1" >"$2" 2>"$3" </dev/null & fi; '
-    'p=$!; wait "$p"; r=$?; '
+    'p=$!; '
+    'if [ -n "$5" ]; then ( e=$(( $(date +%s) + $5 )); '
+    'while kill -0 "$p" 2>/dev/null; do '
+    'if [ "$(date +%s)" -ge "$e" ]; then echo "$5" >"$6"; '
+    'kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; sleep 5; '
+    'kill -KILL -"$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; break; fi; '
+    'sleep 1; done ) </dev/null >/dev/null 2>&1 & fi; '
+    'wait "$p"; r=$?; '
     'if [ -n "$4" ]; then echo "$r" >"$4"; fi; '
     'exit "$r"'
 )
@@ -124,11 +135,19 @@ def posix_env(env):
     return _env_list(env, _ENV_NAME.match, {'PATH': DEFAULT_POSIX_PATH})
 
 
-def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_directory=None, env=None):
-    """ProgramSpec running ``command`` through the wrapper (see module docstring)."""
+def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_directory=None, env=None,
+                  deadline=None, deadline_path=None):
+    """ProgramSpec running ``command`` through the wrapper (see module docstring).
+
+    With ``deadline`` (seconds) the guest ends the command itself after that long and writes
+    the deadline into ``deadline_path``.
+    """
+    if deadline is not None and not deadline_path:
+        raise CommandLineError('a deadline needs a file to record it in')
     arguments = ' '.join([
         '-c', posix_quote(LINUX_WRAPPER), WRAPPER_NAME, posix_quote(command),
         posix_quote(stdout_path), posix_quote(stderr_path), posix_quote(rc_path or ''),
+        posix_quote('' if deadline is None else '%d' % int(deadline)), posix_quote(deadline_path or ''),
     ])
     return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(env), display=command)
 
@@ -250,10 +269,23 @@ def windows_raw(program, arguments, working_directory=None, env=None):
 
 # --------------------------------------------------------------------------- both
 
+class JobFiles(object):
+    """The files of a job in its private temp dir: output, exit code, and the deadline marker."""
+
+    __slots__ = ('stdout', 'stderr', 'rc', 'deadline')
+
+    def __init__(self, temp_dir, guest_os):
+        join = ntpath.join if guest_os == 'windows' else posixpath.join
+        self.stdout = join(temp_dir, 'stdout')
+        self.stderr = join(temp_dir, 'stderr')
+        self.rc = join(temp_dir, 'rc')
+        self.deadline = join(temp_dir, 'deadline')
+
+
 def output_paths(temp_dir, guest_os):
     """Paths of the stdout, stderr and rc files inside the private temp dir."""
-    join = ntpath.join if guest_os == 'windows' else posixpath.join
-    return join(temp_dir, 'stdout'), join(temp_dir, 'stderr'), join(temp_dir, 'rc')
+    files = JobFiles(temp_dir, guest_os)
+    return files.stdout, files.stderr, files.rc
 
 
 def _command(cmd, argv, join):
@@ -269,8 +301,11 @@ def _command(cmd, argv, join):
 
 def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
                   stdout_path=None, stderr_path=None, rc_path=None,
-                  working_directory=None, env=None):
-    """One entry point for the three forms (cmd, argv, program + arguments)."""
+                  working_directory=None, env=None, deadline=None, deadline_path=None):
+    """One entry point for the three forms (cmd, argv, program + arguments).
+
+    ``deadline`` is kept by the Linux wrapper only (cmd and argv forms).
+    """
     if guest_os not in ('linux', 'windows'):
         raise CommandLineError('unknown guest OS %r' % guest_os)
     if program is not None:
@@ -283,7 +318,8 @@ def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
         command = _command(cmd, argv, windows_cmd_join)
         return windows_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)
     command = _command(cmd, argv, posix_join)
-    return linux_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)
+    return linux_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env,
+                         deadline=deadline, deadline_path=deadline_path)
 
 
 def parse_rc(text):

@@ -12,20 +12,20 @@ Every guest operations API call of the collection is made here, through
 from __future__ import annotations
 
 import hashlib
-import posixpath
-import ntpath
 import re
+import ssl
 import time
 import traceback
 import warnings
 
-from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
+from ansible_collections.guestops.vsphere.plugins.module_utils._faults import (
     VSphereError,
-    _fault_is,
-    _network_problem,
-    vim,
+    fault_is,
+    network_problem,
 )
-from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import parse_rc
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import basename
+from ansible_collections.guestops.vsphere.plugins.module_utils._retry import root_cause
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import vim
 
 REQUESTS_IMPORT_ERROR = None
 try:
@@ -39,15 +39,13 @@ except ImportError:  # pragma: no cover - exercised by the sanity import test
 HAS_REQUESTS = REQUESTS_IMPORT_ERROR is None
 
 CHUNK_SIZE = 1024 * 1024
-TRANSFER_TIMEOUT = (30, 600)
+TRANSFER_ATTEMPTS = 3
 
 # Polling: first poll after POLL_FIRST seconds, each wait POLL_FACTOR times the last,
 # never more than POLL_CAP apart (vSphere keeps exit codes only 5 minutes).
 POLL_FIRST = 0.1
 POLL_FACTOR = 1.5
 POLL_CAP = 5.0
-
-TRANSIENT_FAULTS = ('GuestOperationsUnavailable', 'TaskInProgress')
 
 
 # --------------------------------------------------------------------------- polling
@@ -272,10 +270,11 @@ class GuestClient(object):
         self._http = None
 
     # ----------------------------------------------------------------- plumbing
-    def _guest_call(self, manager, step, method, path=None, **kwargs):
+    def _guest_call(self, manager, step, method, path=None, idempotent=True, deadline=None, **kwargs):
         target = self.session.guest_manager(manager)
         return self.session.call(step, getattr(target, method), vm_name=self.vm.name, path=path,
-                                 guest_username=self.username, vm=self.vm.ref, auth=self.auth, **kwargs)
+                                 guest_username=self.username, idempotent=idempotent, deadline=deadline,
+                                 vm=self.vm.ref, auth=self.auth, **kwargs)
 
     def _file_call(self, step, method, path=None, **kwargs):
         return self._guest_call('fileManager', step, method, path=path, **kwargs)
@@ -287,20 +286,24 @@ class GuestClient(object):
         """Check the guest login (ValidateCredentialsInGuest); raises VSphereError when rejected."""
         self._guest_call('authManager', 'Checking the guest login', 'ValidateCredentialsInGuest')
 
-    def _error(self, step, message, fault=None):
-        return VSphereError("%s failed for VM '%s': %s" % (step, self.vm.name, message), fault=fault)
+    def _error(self, step, message, fault=None, retryable=None):
+        """An error of this client's own (HTTP transfers, checks), not of a SOAP call."""
+        error = VSphereError("%s failed for VM '%s': %s" % (step, self.vm.name, message), fault=fault,
+                             step=step, retryable=retryable)
+        error.transfer = True
+        return error
 
     # ----------------------------------------------------------------- files
     def make_temp_dir(self, prefix='ansible-', suffix='', directory_path=None):
         """Create a private temp directory; returns its absolute path."""
         return self._file_call('Creating a temporary directory', 'CreateTemporaryDirectoryInGuest',
-                               path=directory_path, prefix=prefix, suffix=suffix,
+                               path=directory_path, idempotent=False, prefix=prefix, suffix=suffix,
                                directoryPath=directory_path or None)
 
     def make_temp_file(self, prefix='ansible-', suffix='', directory_path=None):
         """Create an empty temp file; returns its absolute path."""
         return self._file_call('Creating a temporary file', 'CreateTemporaryFileInGuest',
-                               path=directory_path, prefix=prefix, suffix=suffix,
+                               path=directory_path, idempotent=False, prefix=prefix, suffix=suffix,
                                directoryPath=directory_path or None)
 
     def stat(self, path):
@@ -309,7 +312,7 @@ class GuestClient(object):
             listing = self._file_call('Checking a guest path', 'ListFilesInGuest', path=path,
                                       filePath=path, maxResults=2)
         except VSphereError as err:
-            if err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
+            if err.fault is not None and fault_is(err.fault, 'FileNotFound'):
                 return None
             raise
         files = list(getattr(listing, 'files', None) or [])
@@ -317,7 +320,7 @@ class GuestClient(object):
         # A directory lists its entries ("." first); a file lists itself. A directory may also hold an
         # entry with its own name, which then is a directory listed by basename.
         if (entry is None or entry.path == '.'
-                or entry.path != path and (entry.path != _basename(path) or entry.type == 'directory')):
+                or entry.path != path and (entry.path != basename(path) or entry.type == 'directory')):
             return {'type': 'directory', 'size': None, 'permissions': None, 'owner_id': None, 'group_id': None}
         attrs = entry.attributes
         return {
@@ -328,6 +331,12 @@ class GuestClient(object):
             'group_id': getattr(attrs, 'groupId', None),
         }
 
+    def list_dir(self, path, match_pattern=None, max_results=500):
+        """Entries of a guest directory (ListFilesInGuest), without '.' and '..'."""
+        listing = self._file_call('Listing a guest directory', 'ListFilesInGuest', path=path, filePath=path,
+                                  maxResults=max_results, matchPattern=match_pattern)
+        return [entry for entry in getattr(listing, 'files', None) or [] if entry.path not in ('.', '..')]
+
     def delete(self, path):
         """Delete a file or a directory tree. Returns False when it did not exist."""
         try:
@@ -335,18 +344,18 @@ class GuestClient(object):
                             directoryPath=path, recursive=True)
             return True
         except VSphereError as err:
-            if err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
+            if err.fault is not None and fault_is(err.fault, 'FileNotFound'):
                 return False
-            if err.fault is None or not _fault_is(err.fault, 'FileFault'):
+            if err.fault is None or not fault_is(err.fault, 'FileFault'):
                 raise
             directory_error = err
         try:
             self._file_call('Deleting a guest file', 'DeleteFileInGuest', path=path, filePath=path)
             return True
         except VSphereError as err:
-            if err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
+            if err.fault is not None and fault_is(err.fault, 'FileNotFound'):
                 return False
-            if err.fault is not None and _fault_is(err.fault, 'NotAFile'):
+            if err.fault is not None and fault_is(err.fault, 'NotAFile'):
                 raise directory_error
             raise
 
@@ -381,21 +390,17 @@ class GuestClient(object):
     def _url(self, url):
         return transfer_url(url, self.session.hostname, self.session.port, self.transfer_host)
 
+    def _timeout(self):
+        return (self.session.request_timeout, self.session.request_timeout)
+
     def _request(self, step, method, url, **kwargs):
         host = url_host(url)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
-                response = self._http_session().request(method, url, timeout=TRANSFER_TIMEOUT, **kwargs)
-        except requests.exceptions.SSLError as exc:
-            raise self._error(step, "the TLS certificate of the transfer host '%s' could not be verified (%s). "
-                              "Trust its CA, or set validate_certs=false for a lab." % (host, scrub(_reason(exc))))
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            raise self._error(step, "the transfer host '%s' cannot be reached (%s). The host running the module "
-                              "must reach the ESXi host on that port; set transfer_host to an address it can "
-                              "reach." % (host, scrub(_reason(exc))))
+                response = self._http_session().request(method, url, timeout=self._timeout(), **kwargs)
         except requests.exceptions.RequestException as exc:
-            raise self._error(step, "the transfer from '%s' failed (%s)." % (host, scrub(_reason(exc))))
+            raise self._transfer_error(step, host, exc)
         if response.status_code != 200:
             try:
                 body = scrub(response.text[:200]).strip()
@@ -405,20 +410,66 @@ class GuestClient(object):
                 host, response.status_code, ' (%s)' % body if body else ''))
         return response
 
+    def _transfer_error(self, step, host, exc):
+        cause = root_cause(exc)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return self._error(step, "the TLS certificate of the transfer host '%s' could not be verified (%s). "
+                               "Trust its CA, or set validate_certs=false for a lab." % (host, scrub(_reason(exc))),
+                               fault=exc, retryable=False)
+        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)) and \
+                not isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            return self._error(step, "the transfer host '%s' cannot be reached (%s). The host running the module "
+                               "must reach the ESXi host on that port; set transfer_host to an address it can "
+                               "reach." % (host, scrub(_reason(exc))), fault=exc, retryable=True)
+        return self._error(step, "the transfer with '%s' failed (%s)." % (host, scrub(_reason(exc))), fault=exc,
+                           retryable=True)
+
+    def _with_retries(self, step, attempt):
+        """Run a whole transfer (new URL, HTTP request, body) again while it fails transiently.
+
+        A dropped or refused connection and a body that broke off are repeated with a new URL
+        (a URL is good for one transfer only), up to TRANSFER_ATTEMPTS times within the retry budget.
+        """
+        budget = None
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return attempt()
+            except _BrokenTransfer as broken:
+                error = broken.error
+            except VSphereError as err:
+                if not getattr(err, 'transfer', False) or not err.retryable:
+                    raise  # a SOAP call's own error has had its retries already
+                error = err
+            if budget is None:
+                budget = self.session.retry_budget()
+            if tries >= TRANSFER_ATTEMPTS or not budget.wait():
+                error.msg += ' Tried %d times.' % tries
+                raise error
+
     def upload(self, fileobj, size, guest_path, overwrite=True, attributes=None):
         """Stream ``size`` bytes from ``fileobj`` into ``guest_path``. Returns the sha1 hex digest."""
         step = "Uploading to '%s'" % guest_path
         if attributes is None:
             attributes = self.file_attributes()
-        url = self._file_call(step, 'InitiateFileTransferToGuest', path=guest_path, guestFilePath=guest_path,
-                              fileAttributes=attributes, fileSize=size, overwrite=overwrite)
-        body = _SizedReader(fileobj, size)
-        response = self._request(step, 'PUT', self._url(url), data=body,
-                                 headers={'Content-Type': 'application/octet-stream'})
-        response.close()
-        if body.sent != size:
-            raise self._error(step, 'the local source ended after %d of %d bytes.' % (body.sent, size))
-        return body.sha1.hexdigest()
+        start = fileobj.tell() if hasattr(fileobj, 'tell') else None
+
+        def attempt():
+            if start is not None:
+                fileobj.seek(start)
+            url = self._file_call(step, 'InitiateFileTransferToGuest', path=guest_path, guestFilePath=guest_path,
+                                  fileAttributes=attributes, fileSize=size, overwrite=overwrite)
+            body = _SizedReader(fileobj, size)
+            response = self._request(step, 'PUT', self._url(url), data=body,
+                                     headers={'Content-Type': 'application/octet-stream'})
+            response.close()
+            if body.sent != size:
+                raise self._error(step, 'the local source ended after %d of %d bytes.' % (body.sent, size))
+            return body.sha1.hexdigest()
+        if start is None:
+            return attempt()
+        return self._with_retries(step, attempt)
 
     def file_attributes(self, mode=None, owner=None, group=None, windows=False):
         if windows:
@@ -431,7 +482,7 @@ class GuestClient(object):
         return info, response
 
     def _chunks(self, step, response):
-        """The body of a download in large chunks; a broken transfer becomes a VSphereError."""
+        """The body of a download in large chunks; a broken transfer raises _BrokenTransfer."""
         size = 0
         try:
             for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
@@ -439,66 +490,90 @@ class GuestClient(object):
                     yield chunk
                     size += len(chunk)
         except requests.exceptions.RequestException as exc:
-            raise self._error(step, 'the transfer broke off after %d bytes (%s).' % (size, scrub(_reason(exc))))
+            raise _BrokenTransfer(self._error(step, 'the transfer broke off after %d bytes (%s).'
+                                              % (size, scrub(_reason(exc))), fault=exc, retryable=True))
         finally:
             response.close()
 
+    def stream(self, guest_path, sink, limit=None):
+        """Stream a guest file into ``sink(chunk)``, at most ``limit`` bytes, retrying broken transfers.
+
+        ``sink`` is called with ``None`` before every attempt after the first, to start over.
+        Returns (bytes passed to sink, size of the guest file, sha1 of the bytes passed).
+        """
+        step = "Downloading '%s'" % guest_path
+        attempts = [0]
+
+        def attempt():
+            if attempts[0]:
+                sink(None)
+            attempts[0] += 1
+            info, response = self._open_download(step, guest_path)
+            sha1 = hashlib.sha1()
+            size = 0
+            chunks = self._chunks(step, response)
+            try:
+                for chunk in chunks:
+                    if limit is not None and size + len(chunk) > limit:
+                        chunk = chunk[:limit - size]
+                    if chunk:
+                        sink(chunk)
+                        sha1.update(chunk)
+                        size += len(chunk)
+                    if limit is not None and size >= limit:
+                        break
+            finally:
+                chunks.close()
+            expected = getattr(info, 'size', None)
+            if expected and size < expected and (limit is None or size < limit):
+                raise _BrokenTransfer(self._error(step, 'the transfer ended after %d of %d bytes.'
+                                                  % (size, expected), retryable=True))
+            return size, max(size, expected or 0), sha1.hexdigest()
+        return self._with_retries(step, attempt)
+
     def download_to(self, guest_path, fileobj):
         """Stream a guest file into ``fileobj`` until EOF. Returns (size, sha1 hex digest)."""
-        step = "Downloading '%s'" % guest_path
-        info, response = self._open_download(step, guest_path)
-        sha1 = hashlib.sha1()
-        size = 0
-        for chunk in self._chunks(step, response):
-            fileobj.write(chunk)
-            sha1.update(chunk)
-            size += len(chunk)
-        expected = getattr(info, 'size', None)
-        if expected and size < expected:
-            raise self._error(step, 'the transfer ended after %d of %d bytes.' % (size, expected))
-        return size, sha1.hexdigest()
+        def sink(chunk):
+            if chunk is None:
+                fileobj.seek(0)
+                fileobj.truncate()
+            else:
+                fileobj.write(chunk)
+        size, dummy, sha1 = self.stream(guest_path, sink)
+        return size, sha1
 
     def download_bytes(self, guest_path, limit=None):
         """Read a guest file into memory, at most ``limit`` bytes. Returns a Download."""
-        step = "Downloading '%s'" % guest_path
-        info, response = self._open_download(step, guest_path)
         parts = []
-        size = 0
-        truncated = False
-        chunks = self._chunks(step, response)
-        try:
-            for chunk in chunks:
-                if limit is not None and size + len(chunk) > limit:
-                    parts.append(chunk[:limit - size])
-                    size = limit
-                    truncated = True
-                    break
+
+        def sink(chunk):
+            if chunk is None:
+                del parts[:]
+            else:
                 parts.append(chunk)
-                size += len(chunk)
-        finally:
-            chunks.close()
-        total = getattr(info, 'size', None)
-        if total and total > size and limit is not None and size >= limit:
-            truncated = True
-        return Download(b''.join(parts), max(size, total or 0), truncated)
+        size, total, dummy = self.stream(guest_path, sink, limit=limit)
+        return Download(b''.join(parts), total, limit is not None and total > size)
 
     # ----------------------------------------------------------------- processes
     def start_program(self, spec):
-        """Start a ProgramSpec (see _command_line); returns the pid."""
+        """Start a ProgramSpec (see _command_line); returns the pid.
+
+        Not repeated after a dropped connection: the program may have started.
+        """
         program_spec = vim.vm.guest.ProcessManager.ProgramSpec(
             programPath=spec.program_path, arguments=spec.arguments or '',
             workingDirectory=spec.working_directory or None, envVariables=spec.env or None)
         return self._process_call('Starting the program', 'StartProgramInGuest',
                                   path=spec.working_directory if spec.working_directory else spec.program_path,
-                                  spec=program_spec)
+                                  idempotent=False, spec=program_spec)
 
-    def list_processes(self, pids=None):
-        return self._process_call('Listing guest processes', 'ListProcessesInGuest',
+    def list_processes(self, pids=None, deadline=None):
+        return self._process_call('Listing guest processes', 'ListProcessesInGuest', deadline=deadline,
                                   pids=list(pids) if pids else None) or []
 
-    def process(self, pid):
+    def process(self, pid, deadline=None):
         """The process record of pid, or None when the guest no longer lists it."""
-        for info in self.list_processes([pid]):
+        for info in self.list_processes([pid], deadline=deadline):
             if int(info.pid) == int(pid):
                 return info
         return None
@@ -509,90 +584,59 @@ class GuestClient(object):
             self._process_call('Terminating the program', 'TerminateProcessInGuest', pid=pid)
             return True
         except VSphereError as err:
-            if err.fault is not None and _fault_is(err.fault, 'GuestProcessNotFound'):
+            if err.fault is not None and fault_is(err.fault, 'GuestProcessNotFound'):
                 return False
             raise
 
-    def read_exit_code(self, rc_path):
-        """The exit code a wrapper recorded in rc_path, or None."""
-        try:
-            return parse_rc(self.download_bytes(rc_path, limit=64).data)
-        except VSphereError as err:
-            if err.fault is not None and _fault_is(err.fault, 'FileNotFound'):
-                return None
-            raise
-
-    def wait_for_exit(self, pid, timeout, rc_path=None, prefer_rc_file=False):
+    def wait_for_exit(self, pid, timeout):
         """Poll until the program ends; returns a ProcessExit.
 
-        Polls fast at first and backs off (see poll_delay). Transient faults
-        (agent unavailable, VM busy) are retried until the timeout. When the guest
-        has forgotten the process (exit codes are kept 5 minutes), the exit code
-        recorded in ``rc_path`` is used. Raises WaitTimeout.
+        Polls fast at first and backs off (see poll_delay), never more than POLL_CAP apart. A
+        poll that fails transiently is retried by the call layer until the timeout. A process the
+        guest no longer lists ends the wait with ``expired=True`` and no exit code (vSphere keeps
+        records five minutes; a Tools restart forgets them). Raises WaitTimeout.
         """
         deadline = self._clock() + timeout
         attempt = 0
-        last_transient = None
         while True:
             remaining = deadline - self._clock()
             if remaining <= 0:
-                detail = ''
-                if last_transient is not None:
-                    detail = ' (the last poll failed: %s)' % last_transient.msg
                 raise WaitTimeout("Waiting for the program failed for VM '%s': pid %s did not finish within %s "
-                                  "seconds%s." % (self.vm.name, pid, _seconds(timeout), detail), pid)
+                                  "seconds." % (self.vm.name, pid, _seconds(timeout)), pid)
             self._sleep(min(poll_delay(attempt), remaining))
             attempt += 1
             try:
-                info = self.process(pid)
+                info = self.process(pid, deadline=deadline)
             except VSphereError as err:
-                if err.fault is not None and _fault_is(err.fault, *TRANSIENT_FAULTS):
-                    last_transient = err
-                    continue
+                if err.retryable and self._clock() >= deadline:
+                    raise WaitTimeout("Waiting for the program failed for VM '%s': pid %s did not finish within "
+                                      "%s seconds (the last poll failed: %s)." % (
+                                          self.vm.name, pid, _seconds(timeout), err.msg), pid)
                 raise
-            last_transient = None
             if info is None:
-                code = self.read_exit_code(rc_path) if rc_path else None
-                if code is None:
-                    raise self._error('Waiting for the program', "the guest no longer lists pid %s and no exit code "
-                                      "was recorded (the guest may have rebooted, or the program was killed)." % pid)
-                return ProcessExit(pid, code, expired=True)
-            if info.endTime is not None or info.exitCode is not None:
-                code = info.exitCode
-                if (prefer_rc_file or code is None) and rc_path:
-                    recorded = self.read_exit_code(rc_path)
-                    if recorded is not None:
-                        code = recorded
-                return ProcessExit(pid, code, info.startTime, info.endTime)
+                return ProcessExit(pid, None, expired=True)
+            if info.endTime is not None:
+                return ProcessExit(pid, info.exitCode, info.startTime, info.endTime)
+
+
+class _BrokenTransfer(Exception):
+    """A transfer that broke off midway (worth a new URL)."""
+
+    def __init__(self, error):
+        super(_BrokenTransfer, self).__init__(error.msg)
+        self.error = error
 
 
 def _reason(exc):
     """The innermost useful text of a requests exception."""
-    inner = exc
-    for dummy in range(5):
-        args = getattr(inner, 'args', None)
-        nested = getattr(inner, 'reason', None)
-        if nested is not None and nested is not inner and isinstance(nested, BaseException):
-            inner = nested
-            continue
-        if args and isinstance(args[0], BaseException):
-            inner = args[0]
-            continue
-        break
-    problem = _network_problem(inner, '', '') if isinstance(inner, OSError) else None
+    inner = root_cause(exc)
     text = str(inner)
     if isinstance(inner, ConnectionRefusedError) or 'Connection refused' in text:
         return 'connection refused'
-    if problem and isinstance(inner, OSError) and getattr(inner, 'strerror', None):
+    if isinstance(inner, OSError) and getattr(inner, 'strerror', None) and network_problem(inner, '', ''):
         return inner.strerror
-    return text
+    return text or type(inner).__name__
 
 
 def _seconds(value):
     return ('%d' % value) if float(value).is_integer() else ('%.1f' % value)
-
-
-def _basename(path):
-    if '\\' in path and '/' not in path:
-        return ntpath.basename(path)
-    return posixpath.basename(path.rstrip('/'))

@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
+import signal
+import traceback
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
     HAS_PYVMOMI,
     PYVMOMI_IMPORT_ERROR,
     VM_SELECTORS,
-    VSphereError,
     VSphereSession,
     vsphere_argument_spec,
 )
@@ -43,8 +46,55 @@ def guest_client(session, vm, params):
                        transfer_host=params.get('transfer_host'))
 
 
+def check_timeouts(module):
+    """The shared timeout options must be positive (retry_timeout may be 0: no retries)."""
+    params = module.params
+    if params.get('request_timeout') is not None and params['request_timeout'] <= 0:
+        module.fail_json(msg='request_timeout must be a positive number of seconds, got %s.' % params['request_timeout'])
+    if params.get('retry_timeout') is not None and params['retry_timeout'] < 0:
+        module.fail_json(msg='retry_timeout must not be negative, got %s.' % params['retry_timeout'])
+
+
 def _no_path_info(kwargs):
     return kwargs
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the module (Ctrl-C, a cancelled AWX job).
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` takes it for a
+    vSphere failure: it unwinds through every ``finally``, which terminate what was started,
+    delete temporary directories and log out.
+    """
+
+    def __init__(self, signum):
+        super(Interrupted, self).__init__(signum)
+        self.name = signal.Signals(signum).name
+
+
+class interruptible(object):
+    """Turn the first SIGINT/SIGTERM/SIGHUP into Interrupted; ignore repeats while cleaning up."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __enter__(self):
+        self._previous = {}
+        for signum in self.SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except (ValueError, OSError):  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        for other in self._previous:
+            signal.signal(other, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    def __exit__(self, exc_type, exc_value, tb):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
 
 
 class GuestOpsModule(object):
@@ -75,6 +125,7 @@ class GuestOpsModule(object):
             self.module.fail_json(msg=missing_required_lib('pyvmomi'), exception=PYVMOMI_IMPORT_ERROR)
         if needs_requests and not HAS_REQUESTS:
             self.module.fail_json(msg=missing_required_lib('requests'), exception=REQUESTS_IMPORT_ERROR)
+        check_timeouts(self.module)
 
     def warn(self, message):
         self.module.warn(message)
@@ -87,7 +138,8 @@ class GuestOpsModule(object):
 
         ``vm_selector`` overrides the name/uuid/moid options (guest_exec_status uses the job's VM).
         With ``check_ready`` a VM that cannot run guest operations fails before any guest call.
-        Every VSphereError becomes a failed task; the session is logged out on every path.
+        Every VSphereError becomes a failed task with ``fault``, ``step`` and ``retryable``; the
+        session is logged out on every path, also after SIGINT or SIGTERM.
         """
         params = self.params
         selector = vm_selector or dict(
@@ -95,28 +147,41 @@ class GuestOpsModule(object):
             uuid=params.get('uuid'), use_instance_uuid=params.get('use_instance_uuid'), moid=params.get('moid'))
         result = None
         try:
-            with open_session(params) as session:
-                vm = session.find_vm(**selector)
-                if check_ready:
-                    problem = vm.readiness_problem()
-                    if problem:
-                        raise VSphereError(problem)
-                client = None
-                if self.guest_login and params.get('guest_username') is not None:
-                    client = guest_client(session, vm, params)
-                try:
-                    result = action(Target(session, vm, client))
-                finally:
-                    if client is not None:
-                        client.close()
+            with interruptible():
+                with open_session(params) as session:
+                    vm = session.find_vm(**selector)
+                    if check_ready:
+                        problem = vm.readiness_problem()
+                        if problem:
+                            raise VSphereError(problem, step='Checking the VM')
+                    client = None
+                    if self.guest_login and params.get('guest_username') is not None:
+                        client = guest_client(session, vm, params)
+                    try:
+                        result = action(Target(session, vm, client))
+                    finally:
+                        if client is not None:
+                            client.close()
         except VSphereError as err:
-            extra = dict(err.result)
-            extra.setdefault('changed', False)
-            self._warn_all(extra)
-            self.module.fail_json(msg=err.msg, **extra)
+            self.fail_error(err)
+        except Interrupted as stop:
+            self.module.fail_json(
+                msg='Interrupted by %s. What the module had started in the guest was terminated and its temporary '
+                    'directory removed, and the vSphere session was logged out.' % stop.name,
+                changed=False, interrupted=True, fault=None, step=None, retryable=True)
         result = dict(result)
         self._warn_all(result)
         self.module.exit_json(**result)
+
+    def fail_error(self, err):
+        extra = dict(err.result)
+        extra.setdefault('changed', False)
+        extra.update(err.details())
+        if err.fault is not None and getattr(err.fault, '__traceback__', None) is not None:
+            extra['exception'] = ''.join(traceback.format_exception(type(err.fault), err.fault,
+                                                                    err.fault.__traceback__))
+        self._warn_all(extra)
+        self.module.fail_json(msg=err.msg, **extra)
 
     def _warn_all(self, result):
         for message in result.pop('warnings', None) or []:

@@ -3,17 +3,33 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""vSphere session, fault messages and VM lookup. Private to the collection."""
+"""vSphere session (connect, the one call layer, logout) and VM lookup. Private to the collection."""
 
 from __future__ import annotations
 
-import errno
-import http.client
 import socket
 import ssl
+import time
 import traceback
 
 from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.guestops.vsphere.plugins.module_utils._faults import (
+    VSphereError,
+    describe_fault,
+    fault_is,
+    network_problem,
+    step_error,
+)
+from ansible_collections.guestops.vsphere.plugins.module_utils._retry import (
+    BUSY,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRY_TIMEOUT,
+    NETWORK,
+    SESSION,
+    RetryBudget,
+    retry_kind,
+)
 
 PYVMOMI_IMPORT_ERROR = None
 try:
@@ -51,6 +67,8 @@ def vsphere_argument_spec(guest_login=True):
         uuid=dict(type='str'),
         use_instance_uuid=dict(type='bool', default=False),
         moid=dict(type='str'),
+        request_timeout=dict(type='int', default=DEFAULT_REQUEST_TIMEOUT),
+        retry_timeout=dict(type='int', default=DEFAULT_RETRY_TIMEOUT),
     )
     if guest_login:
         required = guest_login != 'optional'
@@ -64,166 +82,6 @@ def vsphere_argument_spec(guest_login=True):
 
 
 VM_SELECTORS = ('name', 'uuid', 'moid')
-
-
-# --------------------------------------------------------------------------- errors
-
-class VSphereError(Exception):
-    """A failure with a message a user can act on. ``result`` holds extra return values."""
-
-    def __init__(self, msg, fault=None, result=None):
-        super(VSphereError, self).__init__(msg)
-        self.msg = msg
-        self.fault = fault
-        self.result = result or {}
-
-    @property
-    def fault_name(self):
-        return fault_name(self.fault)
-
-
-def fault_name(exc):
-    """Short vSphere type name of a fault (``InvalidGuestLogin``) or the Python class name."""
-    if exc is None:
-        return None
-    wsdl = getattr(type(exc), '_wsdlName', None)
-    return wsdl or type(exc).__name__
-
-
-def _fault_is(exc, *names):
-    """True when exc is (a subclass of) one of the named vSphere faults, by WSDL name."""
-    for klass in type(exc).__mro__:
-        if getattr(klass, '_wsdlName', None) in names:
-            return True
-    return False
-
-
-def _fault_text(exc):
-    text = getattr(exc, 'msg', None) or ''
-    if not text:
-        messages = getattr(exc, 'faultMessage', None) or []
-        text = '; '.join(m.message for m in messages if getattr(m, 'message', None))
-    return text.strip()
-
-
-def _network_problem(exc, host, port):
-    """Message for socket/TLS/HTTP level errors, or None."""
-    where = "'%s:%s'" % (host, port)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ("the TLS certificate of %s could not be verified (%s). Install the CA that signed it on the "
-                "host running the module (or point SSL_CERT_FILE at it), or set validate_certs=false "
-                "(VMWARE_VALIDATE_CERTS=false) for a lab with self-signed certificates."
-                % (where, getattr(exc, 'verify_message', None) or getattr(exc, 'reason', None) or exc))
-    if isinstance(exc, ssl.SSLError):
-        return ("the TLS handshake with %s failed (%s). Check that the port speaks HTTPS."
-                % (where, getattr(exc, 'reason', None) or exc))
-    if isinstance(exc, ConnectionRefusedError):
-        return ("the connection to %s was refused: nothing listens there. Check hostname and port "
-                "(VMWARE_HOST/VMWARE_PORT)." % where)
-    if isinstance(exc, socket.gaierror):
-        return ("the host name '%s' cannot be resolved (%s). Check hostname." % (host, exc.strerror or exc))
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "%s did not answer in time. Check the network path and any firewall." % where
-    if isinstance(exc, ConnectionResetError):
-        return "%s closed the connection. Check that hostname and port point to vCenter or ESXi." % where
-    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return "%s is unreachable (%s). Check the network path." % (where, exc.strerror)
-    if isinstance(exc, http.client.HTTPException):
-        return ("%s answered with an unexpected HTTP response (%s). Check that it is a vCenter or ESXi "
-                "SDK endpoint." % (where, exc))
-    if isinstance(exc, OSError):
-        return "the connection to %s failed (%s)." % (where, exc.strerror or exc)
-    return None
-
-
-# FileFault subclasses and what they mean for the user; the first match wins.
-FILE_FAULT_MESSAGES = (
-    ('FileNotFound', "guest file or directory %(target)s was not found."),
-    ('CannotAccessFile', "guest file %(target)s cannot be accessed by guest user '%(guest_username)s' (permissions)."),
-    ('FileAlreadyExists', "guest file %(target)s already exists."),
-    ('NotAFile', "guest path %(target)s is not a regular file."),
-    ('NotADirectory', "guest path %(target)s is not a directory."),
-    ('DirectoryNotEmpty', "guest directory %(target)s is not empty."),
-    ('NoDiskSpace', "the guest file system holding %(target)s is full."),
-    ('FileTooLarge', "guest file %(target)s is too large for the guest file system."),
-    ('FileNameTooLong', "guest path %(target)s is too long."),
-)
-
-
-def describe_fault(exc, host=None, port=None, username=None, guest_username=None, path=None):
-    """Turn a pyVmomi fault or a network error into a sentence that says what to do."""
-    text = _fault_text(exc)
-    # vCenter login and session
-    if _fault_is(exc, 'InvalidLogin'):
-        return ("vCenter/ESXi rejected the login of user '%s' (wrong user name or password). Check the "
-                "username and password options (VMWARE_USER/VMWARE_PASSWORD)." % username)
-    if _fault_is(exc, 'NotAuthenticated'):
-        return "the vSphere session is not authenticated (it expired or was closed). Run the task again."
-    if _fault_is(exc, 'NoPermission'):
-        priv = getattr(exc, 'privilegeId', None) or 'a required privilege'
-        return ("user '%s' lacks the privilege %s. Guest operations need VirtualMachine.GuestOperations."
-                "Query, .Modify and .Execute on the VM." % (username, priv))
-    # power and agent
-    if _fault_is(exc, 'InvalidPowerState'):
-        state = getattr(exc, 'existingState', None) or 'not powered on'
-        return ("the VM is %s; guest operations need a powered-on VM with VMware Tools running. Power it on "
-                "and retry." % state)
-    if _fault_is(exc, 'GuestOperationsUnavailable'):
-        return ("the guest operations agent (VMware Tools) could not be contacted: Tools are not running or "
-                "the guest is still booting. Check VMware Tools in the guest, or wait for it with "
-                "guestops.vsphere.guest_info wait_for_ready=true.")
-    if _fault_is(exc, 'InvalidGuestLogin'):
-        return ("the guest OS rejected the login of guest user '%s' (wrong guest_username or guest_password; "
-                "VMWARE_GUEST_USERNAME/VMWARE_GUEST_PASSWORD)." % guest_username)
-    if _fault_is(exc, 'GuestPermissionDenied'):
-        return ("guest user '%s' is not permitted to do this in the guest OS%s (file permissions, or a "
-                "program that is not executable)." % (guest_username, " on '%s'" % path if path else ''))
-    if _fault_is(exc, 'GuestComponentsOutOfDate'):
-        return "VMware Tools in the guest are too old for this operation. Upgrade VMware Tools."
-    if _fault_is(exc, 'OperationDisabledByGuest'):
-        return ("guest operations are disabled by the guest's VMware Tools configuration "
-                "(tools.conf, section [guestoperations]).")
-    if _fault_is(exc, 'OperationNotSupportedByGuest'):
-        return "the guest OS does not support this operation%s." % (': ' + text if text else '')
-    if _fault_is(exc, 'TooManyGuestLogons'):
-        return "too many concurrent guest logins are active in the VM. Retry later."
-    if _fault_is(exc, 'GuestProcessNotFound'):
-        return "process %s does not exist in the guest." % getattr(exc, 'pid', '?')
-    if _fault_is(exc, 'TaskInProgress'):
-        return "the VM is busy with another task. Retry later."
-    # files
-    fault_file = getattr(exc, 'file', None) or path
-    target = "'%s'" % fault_file if fault_file else 'the file'
-    for name, message in FILE_FAULT_MESSAGES:
-        if _fault_is(exc, name):
-            return message % dict(target=target, guest_username=guest_username)
-    if _fault_is(exc, 'FileFault'):
-        return "guest file operation on %s failed (%s)%s." % (target, fault_name(exc), ': ' + text if text else '')
-    if _fault_is(exc, 'InvalidState'):
-        return "the VM is in a state that does not allow this (%s)%s." % (fault_name(exc), ': ' + text if text else '')
-    # runtime faults
-    if _fault_is(exc, 'ManagedObjectNotFound'):
-        return "the object no longer exists in the vSphere inventory (removed, or a wrong moid)."
-    if _fault_is(exc, 'InvalidArgument'):
-        prop = getattr(exc, 'invalidProperty', None)
-        return "vSphere rejected a parameter%s%s." % (" '%s'" % prop if prop else '', ': ' + text if text else '')
-    if _fault_is(exc, 'SystemError'):
-        return "vSphere reported a system error: %s." % (getattr(exc, 'reason', None) or text or 'unknown')
-    if _fault_is(exc, 'MethodNotFound'):
-        return ("the server does not implement this call (%s); guest operations need vCenter/ESXi 5.0 or "
-                "later." % (text or getattr(exc, 'selector', '')))
-    if vmodl is not None and isinstance(exc, vmodl.MethodFault):
-        return "vSphere returned %s%s." % (fault_name(exc), ': ' + text if text else '')
-    problem = _network_problem(exc, host, port)
-    if problem:
-        return problem
-    return '%s: %s' % (type(exc).__name__, exc)
-
-
-def step_error(step, exc, vm_name=None, **context):
-    """A VSphereError whose message names the step and the VM."""
-    where = " for VM '%s'" % vm_name if vm_name else ''
-    return VSphereError('%s failed%s: %s' % (step, where, describe_fault(exc, **context)), fault=exc)
 
 
 # --------------------------------------------------------------------------- VM lookup
@@ -435,11 +293,16 @@ def choose_vm(inventory, name, datacenter=None, folder=None, username=None):
 class VSphereSession(object):
     """One logged-in vSphere session. Use as a context manager: it always logs out.
 
-    The vCenter password is used for the login only and dropped right after it.
+    Every call goes through ``call``, which holds the collection's one retry policy (see _retry):
+    a busy agent or VM and a vCenter that refuses connections while it restarts are retried with
+    back-off for up to ``retry_timeout`` seconds; a lost session is logged in again once. Every
+    socket waits at most ``request_timeout`` seconds for a connection or an answer. The password
+    is kept in memory for that one re-login only and is never shown.
     """
 
     def __init__(self, hostname, username, password, port=443, validate_certs=True,
-                 proxy_host=None, proxy_port=None, connect_timeout=None):
+                 proxy_host=None, proxy_port=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
+                 retry_timeout=DEFAULT_RETRY_TIMEOUT, sleep=time.sleep, clock=time.monotonic):
         self.hostname = hostname
         self.username = username
         self._password = password
@@ -447,20 +310,27 @@ class VSphereSession(object):
         self.validate_certs = validate_certs
         self.proxy_host = proxy_host
         self.proxy_port = proxy_port
-        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout or DEFAULT_REQUEST_TIMEOUT
+        self.retry_timeout = DEFAULT_RETRY_TIMEOUT if retry_timeout is None else retry_timeout
+        self._sleep = sleep
+        self._clock = clock
         self.si = None
         self.content = None
         self._guest_managers = None
+        self._ssl_context = None
         self.calls = 0
+        self.logins = 0
 
     @classmethod
     def from_params(cls, params):
         return cls(params['hostname'], params['username'], params['password'], params.get('port') or 443,
-                   params.get('validate_certs', True), params.get('proxy_host'), params.get('proxy_port'))
+                   params.get('validate_certs', True), params.get('proxy_host'), params.get('proxy_port'),
+                   request_timeout=params.get('request_timeout') or DEFAULT_REQUEST_TIMEOUT,
+                   retry_timeout=params.get('retry_timeout'))
 
     # ----------------------------------------------------------------- connection
     def ssl_context(self):
-        if getattr(self, '_ssl_context', None) is None:
+        if self._ssl_context is None:
             context = ssl.create_default_context()
             if not self.validate_certs:
                 context.check_hostname = False
@@ -473,42 +343,53 @@ class VSphereSession(object):
         values.update(extra)
         return values
 
+    def retry_budget(self, deadline=None):
+        return RetryBudget(self.retry_timeout, deadline=deadline, sleep=self._sleep, clock=self._clock)
+
     def connect(self):
         if not HAS_PYVMOMI:
             raise VSphereError('pyvmomi is required for this module')
         step = "Connecting to vCenter/ESXi '%s:%s'" % (self.hostname, self.port)
         kwargs = dict(host=self.hostname, port=self.port, user=self.username, pwd=self._password,
-                      sslContext=self.ssl_context())
+                      sslContext=self.ssl_context(), httpConnectionTimeout=self.request_timeout)
         if self.proxy_host:
             kwargs.update(httpProxyHost=self.proxy_host, httpProxyPort=int(self.proxy_port or 80))
-        if self.connect_timeout:
-            kwargs['httpConnectionTimeout'] = self.connect_timeout
+        # pyVmomi's version negotiation opens its own connection without a timeout; sockets
+        # created without one take this default, so no endpoint can hang the module.
+        socket.setdefaulttimeout(self.request_timeout)
         try:
+            self.logins += 1
             self.si = SmartConnect(**kwargs)
             self.content = self.si.RetrieveContent()
         except Exception as exc:
             if self.si is not None:
                 self.close()
+            self._password = None
             raise self._connect_error(step, exc)
         finally:
-            self._password = None
             kwargs = None
         return self
 
     def _connect_error(self, step, exc):
         if 'is not a VIM server' in str(exc):
             cause = exc.__context__ or exc.__cause__
-            if cause is not None and _network_problem(cause, self.hostname, self.port):
+            if cause is not None and network_problem(cause, self.hostname, self.port):
                 exc = cause
             else:
                 return VSphereError(
                     "%s failed: '%s:%s' does not look like vCenter or ESXi (no SDK endpoint answered). Check "
-                    "hostname and port." % (step, self.hostname, self.port), fault=exc)
+                    "hostname and port." % (step, self.hostname, self.port), fault=exc, step=step)
         return step_error(step, exc, **self.context())
+
+    def _login_again(self):
+        """Replace a lost session (vCenter restarted, session expired) with a new login."""
+        self.logins += 1
+        self.content.sessionManager.Login(userName=self.username, password=self._password)
 
     def close(self):
         """Log out (errors are ignored) and drop the connection."""
         si, self.si = self.si, None
+        self._password = None
         if si is None:
             return
         try:
@@ -536,16 +417,55 @@ class VSphereSession(object):
         return False
 
     # ----------------------------------------------------------------- calls
-    def call(self, step, func, vm_name=None, path=None, guest_username=None, **kwargs):
-        """Run one vSphere call, turning any fault into a VSphereError naming the step."""
-        self.calls += 1
-        try:
-            return func(**kwargs)
-        except VSphereError:
-            raise
-        except Exception as exc:
-            raise step_error(step, exc, vm_name=vm_name,
-                             **self.context(path=path, guest_username=guest_username))
+    def call(self, step, func, vm_name=None, path=None, guest_username=None, idempotent=True, deadline=None,
+             **kwargs):
+        """Run one vSphere call under the retry policy; a lasting failure becomes a VSphereError naming the step.
+
+        ``idempotent=False`` marks calls that must not be repeated after a dropped connection
+        (the server may have acted). ``deadline`` (a ``clock`` value) ends retrying earlier.
+        """
+        budget = None
+        logged_in_again = False
+        while True:
+            self.calls += 1
+            try:
+                return func(**kwargs)
+            except VSphereError:
+                raise
+            except Exception as exc:
+                kind = retry_kind(exc, idempotent)
+                if kind == SESSION and not logged_in_again and self._password is not None:
+                    logged_in_again = True
+                    try:
+                        self._login_again()
+                    except Exception as login_exc:
+                        exc, kind = login_exc, retry_kind(login_exc)
+                        if kind not in (BUSY, NETWORK):
+                            raise step_error(step, login_exc, vm_name=vm_name, **self.context(
+                                path=path, guest_username=guest_username))
+                    else:
+                        continue
+                if kind in (BUSY, NETWORK):
+                    if budget is None:
+                        budget = self.retry_budget(deadline)
+                    if budget.wait():
+                        if kind == NETWORK:
+                            logged_in_again = False  # a restarted vCenter has forgotten the session again
+                        continue
+                    raise self._retries_spent(step, exc, kind, budget, vm_name, path, guest_username)
+                raise step_error(step, exc, vm_name=vm_name, retryable=kind is not None,
+                                 **self.context(path=path, guest_username=guest_username))
+
+    def _retries_spent(self, step, exc, kind, budget, vm_name, path, guest_username):
+        where = " for VM '%s'" % vm_name if vm_name else ''
+        if kind == NETWORK:
+            reason = ("vCenter/ESXi '%s:%s' is restarting or unreachable: connections were refused or dropped for "
+                      "%d seconds (retry_timeout). Check that vCenter is up, then run the task again."
+                      % (self.hostname, self.port, round(budget.spent())))
+        else:
+            reason = "%s It stayed so for %d seconds (retry_timeout)." % (
+                describe_fault(exc, **self.context(path=path, guest_username=guest_username)), round(budget.spent()))
+        return VSphereError('%s failed%s: %s' % (step, where, reason), fault=exc, step=step, retryable=True)
 
     def retrieve(self, step, object_specs, property_specs, vm_name=None):
         """RetrievePropertiesEx (with continuation) -> list of (obj, {path: value})."""
@@ -627,7 +547,7 @@ class VSphereSession(object):
         try:
             found = self.retrieve('Reading the VM', object_specs, prop_specs, vm_name=label)
         except VSphereError as err:
-            if err.fault is not None and _fault_is(err.fault, 'ManagedObjectNotFound'):
+            if err.fault is not None and fault_is(err.fault, 'ManagedObjectNotFound'):
                 raise VSphereError("Finding the VM failed: no VM with moid '%s' exists (or user '%s' cannot "
                                    "see it)." % (ref._moId, self.username), fault=err.fault)
             raise

@@ -56,7 +56,8 @@ path:
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import cleanup_path, refuse_path
+from ansible_collections.guestops.vsphere.plugins.module_utils._files import cleanup_path
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import refuse_delete
 
 
 def main():
@@ -65,7 +66,7 @@ def main():
         needs_requests=False,
     )
     path = module.params['path']
-    refusal = refuse_path(path)
+    refusal = refuse_delete(path)
     if refusal:
         module.fail(msg='guest_cleanup: %s.' % refusal, path=path, changed=False)
     module.run(lambda target: cleanup_path(target.client, path, check_mode=module.check_mode))

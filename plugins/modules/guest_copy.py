@@ -118,7 +118,8 @@ checksum:
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import copy_to_guest, guest_os_of
+from ansible_collections.guestops.vsphere.plugins.module_utils._files import copy_to_guest
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_of
 
 
 def main():

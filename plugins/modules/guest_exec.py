@@ -17,8 +17,10 @@ description:
     program ends and always deletes, also when the program fails or times out."
   - The exit code is also recorded in that directory, so it is right even when vSphere has already forgotten
     the process (vSphere keeps exit codes for five minutes).
-  - Polls fast at first and backs off to a few seconds; transient "agent unavailable" faults while waiting are
-    retried until O(timeout).
+  - Polls fast at first and backs off to a few seconds, never more than 5 seconds apart.
+  - Every vSphere call is retried while the fault is transient (agent unavailable, VM busy with another
+    operation, vCenter restarting) for up to O(retry_timeout) seconds; a lost vCenter session is logged in again
+    once.
   - Fails when the return code is not zero. With O(wait=false) it returns a RV(job) at once for
     M(guestops.vsphere.guest_exec_status).
 options:
@@ -50,7 +52,8 @@ options:
   chdir:
     description:
       - Working directory of the program (absolute guest path).
-      - If not set, Linux guests use the home directory of O(guest_username).
+      - If not set, the program runs in the private temporary directory the module creates for it, as
+        VMware's best practice for StartProgramInGuest advises.
     type: str
   env:
     description:
@@ -81,11 +84,22 @@ options:
     default: true
   timeout:
     description:
-      - Seconds to wait. When they pass, the program (with its child processes on Linux) is terminated and
-        the task fails with the output so far.
-      - Not used with O(wait=false).
+      - Seconds the program may run. When they pass, the program (with its child processes on Linux) is
+        terminated and the task fails with the output so far.
+      - On Linux guests the guest keeps this deadline by itself too (10 seconds later), so the program
+        ends even when the controller dies or loses the connection, and with O(wait=false).
     type: int
     default: 3600
+  retention:
+    description:
+      - Seconds the private temporary directory is kept after the program's deadline (O(timeout) plus 10 seconds)
+        before a later run on the VM may delete it. It matters only when this run cannot delete the
+        directory itself (the controller died) or, with O(wait=false), until
+        M(guestops.vsphere.guest_exec_status) collects the job.
+      - Every module of the collection that creates a temporary directory deletes the expired job
+        directories of earlier runs next to it, and only those.
+      - Defaults to 300, or 86400 with O(wait=false).
+    type: int
   output_limit:
     description:
       - At most this many bytes of stdout and of stderr are returned; the rest is cut off with a warning.
@@ -190,10 +204,32 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rc:
-  description: The exit code of the program.
-  returned: when the program ran and ended
+  description: The exit code of the program; null when it was terminated before it recorded one (timeout).
+  returned: when the program ran
   type: int
   sample: 0
+timed_out:
+  description: Whether the program ran out of O(timeout) and was terminated.
+  returned: when the program ran
+  type: bool
+  sample: false
+fault:
+  description: The vSphere fault (or network error) type behind a failure, for example V(GuestOperationsUnavailable).
+  returned: failure
+  type: str
+step:
+  description: The step of the workflow that failed, for example V(Starting the program).
+  returned: failure
+  type: str
+retryable:
+  description: Whether running the task again may succeed (the failure was transient).
+  returned: failure
+  type: bool
+output_errors:
+  description: Why stdout or stderr could not be read after the program ended; RV(rc) is still reported.
+  returned: when an output could not be read
+  type: list
+  elements: str
 stdout:
   description: Standard output, trailing newlines removed.
   returned: when the program ran and ended
@@ -260,6 +296,15 @@ job:
     temp_dir:
       description: The job's private temporary directory in the guest.
       type: str
+    token:
+      description: Proves that the job handle belongs to RV(job.temp_dir); a changed handle is refused.
+      type: str
+    expires:
+      description: Unix time after which a later run may delete the job's directory.
+      type: int
+    timeout:
+      description: The O(timeout) the program runs under.
+      type: int
     stdout_path:
       description: Guest file with standard output.
       type: str
@@ -278,7 +323,7 @@ job:
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import (
+from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (
     DEFAULT_OUTPUT_LIMIT,
     ProgramRequest,
     run_program,
@@ -303,14 +348,17 @@ def main():
             removes=dict(type='str'),
             directory_path=dict(type='str'),
             guest_os=dict(type='str', default='auto', choices=['auto', 'linux', 'windows']),
+            retention=dict(type='int'),
         ),
         mutually_exclusive=[['cmd', 'argv', 'program']],
         required_one_of=[['cmd', 'argv', 'program']],
         required_by={'arguments': 'program'},
     )
-    request = ProgramRequest(**dict((key, module.params.get(key)) for key in ProgramRequest.FIELDS))
+    request = ProgramRequest.from_params(module.params)
     if request.timeout <= 0:
         module.fail(msg='timeout must be a positive number of seconds')
+    if request.retention < 0:
+        module.fail(msg='retention must not be negative')
     if request.output_limit < 0:
         module.fail(msg='output_limit must not be negative')
     module.run(lambda target: run_program(target.client, request, check_mode=module.check_mode))

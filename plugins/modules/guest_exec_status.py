@@ -14,15 +14,18 @@ description:
   - Reports whether a job from M(guestops.vsphere.guest_exec) with O(guestops.vsphere.guest_exec#module:wait=false)
     has finished and, when it has, its return code and output, like M(ansible.builtin.async_status).
   - "Made for C(until: result.finished) loops. It does not fail on a non-zero return code; the caller decides."
-  - The exit code is read from the job's temporary directory when vSphere has forgotten the process.
+  - The exit code is read from the job's temporary directory, where the program records it, so it is right
+    even when vSphere has forgotten the process (after five minutes, or a VMware Tools restart).
+  - A finished job whose output cannot be read still reports RV(rc), with the reason in RV(output_errors).
 options:
   job:
     description:
       - The RV(guestops.vsphere.guest_exec#module:job) returned by M(guestops.vsphere.guest_exec).
       - The job's VM (C(job.vm.moid)) is used unless O(name), O(uuid) or O(moid) is given; a VM selected that
         way must be the job's VM, otherwise the task fails.
-      - The job is checked before use; O(cleanup) deletes only the C(ansible-exec-*) directory that
-        M(guestops.vsphere.guest_exec) created.
+      - The job is checked before anything is done with it: its C(token) must belong to its C(temp_dir), and
+        O(terminate) ends a pid only when its command line names the job's directory. A changed or hand-made
+        handle is refused and nothing is touched.
     type: dict
     required: true
   cleanup:
@@ -35,6 +38,14 @@ options:
       - Terminate the program if it still runs, then report it as finished.
     type: bool
     default: false
+  wait:
+    description:
+      - Seconds to wait for a running program to end before reporting it as running. The program is polled
+        fast at first and less often later, so its end is noticed within a fraction of a second.
+      - "With C(until: result.finished), C(delay: 0) and O(wait=10), the play shows progress every 10 seconds and
+        moves on as soon as the program ends."
+    type: int
+    default: 0
   output_limit:
     description:
       - At most this many bytes of stdout and of stderr are returned.
@@ -69,6 +80,7 @@ EXAMPLES = r"""
     guest_password: "{{ guest_password }}"
     cmd: /usr/local/bin/backup.sh
     wait: false
+    timeout: 7200
   delegate_to: localhost
   register: backup
 
@@ -133,6 +145,15 @@ delta:
   description: The time between RV(start) and RV(end).
   returned: when finished
   type: str
+timed_out:
+  description: Whether the guest ended the program at its deadline (the job's timeout).
+  returned: when finished
+  type: bool
+output_errors:
+  description: Why stdout or stderr could not be read; RV(rc) is still reported.
+  returned: when an output could not be read
+  type: list
+  elements: str
 terminated:
   description: Set when this call terminated the program.
   returned: with O(terminate=true) on a running program
@@ -144,12 +165,12 @@ cleaned_up:
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import (
+from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (
     DEFAULT_OUTPUT_LIMIT,
+    Job,
     job_status,
-    parse_job,
 )
-from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VSphereError
+from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError
 
 
 def main():
@@ -159,19 +180,22 @@ def main():
             cleanup=dict(type='bool', default=False),
             terminate=dict(type='bool', default=False),
             output_limit=dict(type='int', default=DEFAULT_OUTPUT_LIMIT),
+            wait=dict(type='int', default=0),
         ),
         vm_required=False,
     )
     params = module.params
     if params['output_limit'] < 0:
         module.fail(msg='output_limit must not be negative')
+    if not 0 <= params['wait'] < 300:
+        module.fail(msg='wait must be between 0 and 299 seconds (vSphere keeps exit codes for 5 minutes only)')
     try:
-        job = parse_job(params['job'])
+        job = Job.from_handle(params['job'], started=True)
     except VSphereError as err:
         module.fail(msg=err.msg)
     selector = None
     if not any(params.get(key) for key in ('name', 'uuid', 'moid')):
-        vm = job.get('vm') or {}
+        vm = job.vm
         if not vm.get('moid'):
             module.fail(msg="The job has no VM (job.vm.moid); pass the job returned by guest_exec wait=false, "
                             "or select the VM with name, uuid or moid.")
@@ -180,8 +204,8 @@ def main():
     def status(target):
         return job_status(target.client, job,
                           cleanup=params['cleanup'] and not module.check_mode,
-                          terminate=params['terminate'] and not module.check_mode,
-                          output_limit=params['output_limit'])
+                          terminate_running=params['terminate'] and not module.check_mode,
+                          output_limit=params['output_limit'], wait=params['wait'])
 
     module.run(status, vm_selector=selector)
 

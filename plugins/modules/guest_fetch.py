@@ -86,7 +86,7 @@ msg:
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import fetch_from_guest
+from ansible_collections.guestops.vsphere.plugins.module_utils._files import fetch_from_guest
 
 
 def main():

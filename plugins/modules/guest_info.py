@@ -76,6 +76,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+guest_os:
+  description:
+    - How the other modules of the collection treat the guest with O(guestops.vsphere.guest_exec#module:guest_os=auto):
+      V(windows) when the guest family is C(windowsGuest), or when it is unset and the guest id names Windows;
+      V(linux) otherwise.
+  returned: success
+  type: str
+  sample: linux
 vm:
   description: Identity of the VM.
   returned: success
@@ -142,7 +150,8 @@ guest:
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import wait_until_ready
+from ansible_collections.guestops.vsphere.plugins.module_utils._exec import wait_until_ready
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_of
 
 
 def main():
@@ -164,7 +173,8 @@ def main():
             wait_until_ready(target.session, target.vm, params['timeout'])
         if target.client is not None and target.vm.readiness_problem() is None:
             target.client.validate_credentials()
-        return dict(changed=False, vm=target.vm.identity(), guest=target.vm.guest_facts())
+        return dict(changed=False, vm=target.vm.identity(), guest=target.vm.guest_facts(),
+                    guest_os=guest_os_of('auto', target.vm))
 
     module.run(report, check_ready=False)
 

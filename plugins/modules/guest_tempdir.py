@@ -85,8 +85,11 @@ path:
   sample: /tmp/vmware-deploy_766-2990744190/ansible-vmware4312
 """
 
+import time
+
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import is_absolute
+from ansible_collections.guestops.vsphere.plugins.module_utils._exec import sweep_expired
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import is_absolute, split
 
 
 def main():
@@ -112,6 +115,7 @@ def main():
             return dict(changed=True)
         make = target.client.make_temp_file if params['state'] == 'file' else target.client.make_temp_dir
         path = make(prefix=params['prefix'], suffix=params['suffix'], directory_path=params['directory_path'])
+        sweep_expired(target.client, split(path)[0], time.time(), warn=module.warn)
         return dict(changed=True, path=path)
 
     module.run(create)

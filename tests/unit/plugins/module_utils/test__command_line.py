@@ -9,6 +9,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -17,6 +18,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._command_line imp
     LINUX_SHELL,
     WINDOWS_SHELL,
     CommandLineError,
+    JobFiles,
     build_program,
     cmd_escape,
     linux_raw,
@@ -92,7 +94,7 @@ def test_linux_cmd_form_uses_sh_wrapper():
     assert spec.program_path == LINUX_SHELL
     words = shlex.split(spec.arguments)
     assert words[0] == '-c'
-    assert words[2:] == ['guestops-run', 'echo hi | tr a-z A-Z', '/t/out', '/t/err', '/t/rc']
+    assert words[2:] == ['guestops-run', 'echo hi | tr a-z A-Z', '/t/out', '/t/err', '/t/rc', '', '']
     assert spec.working_directory == '/srv'
     assert spec.env == ['A=b', 'PATH=' + DEFAULT_POSIX_PATH]
     assert spec.display == 'echo hi | tr a-z A-Z'
@@ -102,7 +104,15 @@ def test_linux_argv_form_quotes_every_word():
     spec = build_program('linux', argv=['/bin/echo', 'a b', "c'd"], stdout_path='/t/o', stderr_path='/t/e')
     words = shlex.split(spec.arguments)
     assert shlex.split(words[3]) == ['/bin/echo', 'a b', "c'd"]
-    assert words[-1] == ''  # no rc file
+    assert words[-3:] == ['', '', '']  # no rc file, no deadline
+
+
+def test_linux_deadline_needs_a_marker_file():
+    with pytest.raises(CommandLineError, match='deadline'):
+        build_program('linux', cmd='true', stdout_path='/t/o', stderr_path='/t/e', deadline=5)
+    spec = build_program('linux', cmd='true', stdout_path='/t/o', stderr_path='/t/e', rc_path='/t/rc',
+                         deadline=5, deadline_path='/t/deadline')
+    assert shlex.split(spec.arguments)[-2:] == ['5', '/t/deadline']
 
 
 def test_linux_raw_form():
@@ -162,6 +172,35 @@ def test_linux_wrapper_records_exit_code_and_stderr(tmp_path):
     assert open(out).read() == 'to-out\n'
     assert open(err).read() == 'to-err\n'
     assert parse_rc(open(rc).read()) == 7
+
+
+@pytest.mark.skipif(not os.path.exists('/bin/sh'), reason='needs a POSIX shell')
+def test_linux_wrapper_keeps_the_deadline_without_a_controller(tmp_path):
+    files = JobFiles(str(tmp_path), 'linux')
+    marker = tmp_path / 'child-survived'
+    # a child in the background must be ended too (the whole process group)
+    spec = build_program('linux', cmd='(sleep 4; touch %s) & sleep 30; echo never' % marker, stdout_path=files.stdout,
+                         stderr_path=files.stderr, rc_path=files.rc, deadline=1, deadline_path=files.deadline)
+    started = time.monotonic()
+    assert _run_like_tools(spec, tmp_path) == 143
+    assert time.monotonic() - started < 20
+    assert parse_rc(open(files.rc).read()) == 143
+    assert open(files.deadline).read().strip() == '1'
+    time.sleep(4.5)
+    assert not marker.exists()
+    assert open(files.stdout).read() == ''
+
+
+@pytest.mark.skipif(not os.path.exists('/bin/sh'), reason='needs a POSIX shell')
+def test_linux_wrapper_deadline_does_not_touch_a_program_that_ends_in_time(tmp_path):
+    files = JobFiles(str(tmp_path), 'linux')
+    spec = build_program('linux', cmd='echo done', stdout_path=files.stdout, stderr_path=files.stderr,
+                         rc_path=files.rc, deadline=30, deadline_path=files.deadline)
+    started = time.monotonic()
+    assert _run_like_tools(spec, tmp_path) == 0
+    assert time.monotonic() - started < 10
+    assert not os.path.exists(files.deadline)
+    assert open(files.stdout).read() == 'done\n'
 
 
 @pytest.mark.skipif(not os.path.exists('/bin/sh'), reason='needs a POSIX shell')

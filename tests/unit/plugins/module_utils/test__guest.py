@@ -152,6 +152,7 @@ def make_client(validate_certs=False, transfer_host=None):
     session._guest_managers = dict(fileManager=file_manager, processManager=process_manager, authManager=auth_manager)
     vm = VirtualMachine(vim.VirtualMachine('vm-7'), {'name': 'web01'})
     clock = Clock()
+    session._sleep, session._clock = clock.sleep, clock
     client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, sleep=clock.sleep, clock=clock)
     return client, file_manager, process_manager, clock
 
@@ -203,27 +204,19 @@ def test_wait_for_exit_times_out_and_mentions_last_transient():
     assert clock.now == pytest.approx(10)
 
 
-def test_wait_for_exit_reads_rc_file_when_record_expired():
+def test_wait_for_exit_reports_a_forgotten_process_without_guessing_its_exit_code():
     client, fm, pm, clock = make_client()
     pm.ListProcessesInGuest.return_value = []
-    with mock.patch.object(GuestClient, 'download_bytes', return_value=mock.Mock(data=b'42\n')) as download:
-        ended = client.wait_for_exit(5, 60, rc_path='/t/rc')
-    assert ended.exit_code == 42 and ended.expired
-    download.assert_called_once_with('/t/rc', limit=64)
+    ended = client.wait_for_exit(5, 60)
+    assert ended.expired and ended.exit_code is None
 
 
-def test_wait_for_exit_expired_without_rc_file():
+def test_wait_for_exit_needs_an_end_time_not_just_an_exit_code():
+    """Processes the API did not start are listed with exitCode 0 but no endTime while they run."""
     client, fm, pm, clock = make_client()
-    pm.ListProcessesInGuest.return_value = []
-    with pytest.raises(VSphereError, match='no longer lists pid 5'):
-        client.wait_for_exit(5, 60)
-
-
-def test_wait_for_exit_prefers_rc_file_on_request():
-    client, fm, pm, clock = make_client()
-    pm.ListProcessesInGuest.return_value = [proc(5, 0, ended=True)]
-    with mock.patch.object(GuestClient, 'read_exit_code', return_value=9):
-        assert client.wait_for_exit(5, 60, rc_path='C:\\t\\rc', prefer_rc_file=True).exit_code == 9
+    pm.ListProcessesInGuest.side_effect = [[proc(5, 0)], [proc(5, 0)], [proc(5, 4, ended=True)]]
+    assert client.wait_for_exit(5, 60).exit_code == 4
+    assert pm.ListProcessesInGuest.call_count == 3
 
 
 def test_terminate_already_gone():

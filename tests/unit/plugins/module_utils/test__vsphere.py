@@ -307,3 +307,113 @@ def test_vm_facts_unknown_moid():
     session.content.propertyCollector.RetrievePropertiesEx.side_effect = vmodl.fault.ManagedObjectNotFound()
     with pytest.raises(VSphereError, match="no VM with moid 'vm-9'"):
         session.vm_facts(vim.VirtualMachine('vm-9'))
+
+
+# --------------------------------------------------------------------------- the call layer
+
+class FakeClock(object):
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def call_session(retry_timeout=30):
+    clock = FakeClock()
+    session = VSphereSession('vc', 'u', 'secret', 443, True, retry_timeout=retry_timeout,
+                             sleep=clock.sleep, clock=clock)
+    session.si = mock.Mock()
+    session.content = mock.Mock()
+    return session, clock
+
+
+@pytest.mark.parametrize('fault', [
+    vim.fault.GuestOperationsUnavailable(), vim.fault.TaskInProgress(), vim.fault.InvalidState(),
+    ConnectionRefusedError(111, 'Connection refused'),
+])
+def test_call_retries_transient_failures(fault):
+    session, clock = call_session()
+    func = mock.Mock(side_effect=[fault, fault, 'answer'])
+    assert session.call('Doing it', func, vm_name='web01', x=1) == 'answer'
+    assert func.call_count == 3
+    assert clock.sleeps == [0.25, 0.5]
+
+
+@pytest.mark.parametrize('fault', [
+    vim.fault.InvalidPowerState(), vim.fault.InvalidGuestLogin(), vim.fault.FileNotFound(),
+    vmodl.fault.InvalidArgument(), vim.fault.GuestPermissionDenied(),
+])
+def test_call_does_not_retry_lasting_faults(fault):
+    session, clock = call_session()
+    func = mock.Mock(side_effect=fault)
+    with pytest.raises(VSphereError) as info:
+        session.call('Doing it', func, vm_name='web01')
+    assert func.call_count == 1 and clock.sleeps == []
+    assert info.value.step == 'Doing it' and info.value.retryable is False
+    assert info.value.details()['fault'] == type(fault)._wsdlName
+
+
+def test_call_retry_budget_is_bounded_and_said():
+    session, clock = call_session(retry_timeout=10)
+    func = mock.Mock(side_effect=vim.fault.GuestOperationsUnavailable())
+    with pytest.raises(VSphereError) as info:
+        session.call('Listing guest processes', func, vm_name='web01')
+    assert clock.now == pytest.approx(10)
+    assert max(clock.sleeps) <= 5.0
+    assert info.value.retryable is True and info.value.fault_name == 'GuestOperationsUnavailable'
+    assert 'for 10 seconds (retry_timeout)' in info.value.msg
+
+
+def test_call_deadline_cuts_the_budget():
+    session, clock = call_session(retry_timeout=100)
+    func = mock.Mock(side_effect=vim.fault.TaskInProgress())
+    with pytest.raises(VSphereError):
+        session.call('Polling', func, deadline=3)
+    assert clock.now == pytest.approx(3)
+
+
+def test_call_names_a_restarting_vcenter():
+    session, clock = call_session(retry_timeout=20)
+    func = mock.Mock(side_effect=ConnectionRefusedError(111, 'Connection refused'))
+    with pytest.raises(VSphereError) as info:
+        session.call('Starting the program', func, vm_name='web01')
+    assert "vCenter/ESXi 'vc:443' is restarting or unreachable" in info.value.msg
+    assert 'certificate' not in info.value.msg
+
+
+def test_call_does_not_repeat_a_non_idempotent_call_after_a_dropped_connection():
+    session, clock = call_session()
+    func = mock.Mock(side_effect=ConnectionResetError(104, 'Connection reset by peer'))
+    with pytest.raises(VSphereError):
+        session.call('Starting the program', func, idempotent=False)
+    assert func.call_count == 1
+    func = mock.Mock(side_effect=[ConnectionResetError(104, 'reset'), 'ok'])
+    assert session.call('Listing', func) == 'ok'
+
+
+def test_call_logs_in_again_once_when_the_session_is_lost():
+    session, clock = call_session()
+    func = mock.Mock(side_effect=[vim.fault.NotAuthenticated(), 'answer'])
+    assert session.call('Doing it', func) == 'answer'
+    session.content.sessionManager.Login.assert_called_once_with(userName='u', password='secret')
+    assert session.logins == 1
+    func = mock.Mock(side_effect=vim.fault.NotAuthenticated())
+    with pytest.raises(VSphereError, match='not authenticated'):
+        session.call('Doing it', func)
+    assert func.call_count == 2
+
+
+def test_close_drops_the_password():
+    session, clock = call_session()
+    session.close()
+    assert session._password is None
+    func = mock.Mock(side_effect=vim.fault.NotAuthenticated())
+    with pytest.raises(VSphereError):
+        session.call('Doing it', func)
+    assert func.call_count == 1

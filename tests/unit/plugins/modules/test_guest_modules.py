@@ -224,9 +224,53 @@ def test_status_check_mode_keeps_temp_dir(harness):
 
 
 def test_status_needs_vm(harness):
-    job = {'pid': 1, 'temp_dir': '/tmp/ansible-exec-vmware1'}
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    del job['vm']
     result = harness.run(guest_exec_status, dict(CONNECTION, job=job, **GUEST))
     assert result['failed'] and 'job.vm.moid' in result['msg']
+
+
+def test_status_refuses_a_forged_token_and_touches_nothing(harness):
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    victim = harness.run(guest_exec, dict(BASE, cmd='y', wait=False))['job']
+    forged = dict(job, temp_dir=victim['temp_dir'])
+    result = harness.run(guest_exec_status, dict(CONNECTION, job=forged, cleanup=True, terminate=True, **GUEST))
+    assert result['failed'] and 'token does not belong' in result['msg']
+    assert victim['temp_dir'] in harness.guest.dirs and harness.guest.terminated == []
+
+
+def test_status_refuses_to_terminate_another_jobs_pid(harness):
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    victim = harness.run(guest_exec, dict(BASE, cmd='y', wait=False))['job']
+    result = harness.run(guest_exec_status, dict(CONNECTION, job=dict(job, pid=victim['pid']), terminate=True, **GUEST))
+    assert result['failed'] and 'is not the program of the job' in result['msg']
+    assert harness.guest.terminated == []
+
+
+def test_status_after_cleanup_fails_instead_of_reporting_success(harness):
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    first = harness.run(guest_exec_status, dict(CONNECTION, job=job, cleanup=True, **GUEST))
+    assert first['finished'] and first['rc'] == 0 and first['cleaned_up']
+    again = harness.run(guest_exec_status, dict(CONNECTION, job=job, **GUEST))
+    assert again['failed'] and 'no longer exists' in again['msg'] and again.get('rc') is None
+
+
+def test_status_reports_rc_when_the_output_cannot_be_read(harness, monkeypatch):
+    harness.guest.behaviour = lambda command: (7, b'out\n', b'')
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    real = harness.guest.InitiateFileTransferFromGuest
+
+    def broken(vm, auth, guestFilePath):
+        if guestFilePath == job['stdout_path']:
+            raise vim.fault.CannotAccessFile(file=guestFilePath)
+        return real(vm, auth, guestFilePath)
+    monkeypatch.setattr(harness.guest, 'InitiateFileTransferFromGuest', broken)
+    done = harness.run(guest_exec_status, dict(CONNECTION, job=job, **GUEST))
+    assert done['finished'] and done['rc'] == 7 and not done['failed']
+    assert 'stdout could not be read' in done['output_errors'][0]
 
 
 @pytest.mark.parametrize('change, message', [
@@ -262,7 +306,7 @@ def test_status_refuses_another_vm(harness):
 
 
 def test_status_negative_output_limit(harness):
-    job = {'pid': 1, 'temp_dir': '/tmp/ansible-exec-vmware1', 'vm': {'moid': 'vm-1'}}
+    job = {'pid': 1, 'temp_dir': '/tmp/ansible-exec-x1-0-vmware1', 'vm': {'moid': 'vm-1'}}
     result = harness.run(guest_exec_status, dict(CONNECTION, job=job, output_limit=-1, **GUEST))
     assert result['failed'] and 'output_limit' in result['msg']
 

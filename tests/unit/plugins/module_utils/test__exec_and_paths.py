@@ -12,19 +12,18 @@ import pytest
 pytest.importorskip('pyVmomi')
 from pyVmomi import vim  # noqa: E402
 
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import (  # noqa: E402
+from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (  # noqa: E402
     exit_hint,
-    guest_os_of,
-    is_absolute,
-    local_dest,
-    parse_mode,
-    refuse_path,
     wait_until_ready,
 )
-from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (  # noqa: E402
-    VirtualMachine,
-    VSphereError,
+from ansible_collections.guestops.vsphere.plugins.module_utils._files import local_dest, parse_mode  # noqa: E402
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import (  # noqa: E402
+    guest_os_of,
+    is_absolute,
+    refuse_delete as refuse_path,
 )
+from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError  # noqa: E402
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VirtualMachine  # noqa: E402
 
 
 @pytest.mark.parametrize('path, refused', [
@@ -83,6 +82,15 @@ def test_guest_os_of(requested, family, expected):
     assert guest_os_of(requested, vm) == expected
 
 
+@pytest.mark.parametrize('family, guest_id, expected', [
+    (None, 'windows2019srv_64Guest', 'windows'), ('', 'windows9_64Guest', 'windows'),
+    ('linuxGuest', 'windows2019srv_64Guest', 'linux'), (None, 'otherLinux64Guest', 'linux'),
+])
+def test_guest_os_of_an_unset_family_falls_back_to_the_guest_id(family, guest_id, expected):
+    vm = VirtualMachine(vim.VirtualMachine('vm-1'), {'guest.guestFamily': family, 'guest.guestId': guest_id})
+    assert guest_os_of('auto', vm) == expected
+
+
 @pytest.mark.parametrize('path, guest_os, expected', [
     ('/a', 'linux', True), ('a', 'linux', False), ('C:\\a', 'windows', True), ('a\\b', 'windows', False),
     ('', 'linux', False), (None, 'linux', False),
@@ -96,7 +104,7 @@ def test_is_absolute(path, guest_os, expected):
     (126, 'windows', None),
 ])
 def test_exit_hint(rc, guest_os, needle):
-    hint = exit_hint(rc, 'x', guest_os)
+    hint = exit_hint(rc, guest_os)
     assert (hint is None) if needle is None else (needle in hint)
 
 
