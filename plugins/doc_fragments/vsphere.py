@@ -26,7 +26,8 @@ options:
     aliases: [user, admin]
   password:
     description:
-      - The password of O(username). It is used for the login only and never kept or shown.
+      - The password of O(username). It is used to log in, and once more if vCenter forgets the session (a restart);
+        it is never written anywhere or shown.
       - If not set, the value of the E(VMWARE_PASSWORD) environment variable is used.
     type: str
     required: true
@@ -84,13 +85,43 @@ options:
     description:
       - The managed object id of the VM, for example V(vm-42).
     type: str
+  request_timeout:
+    description:
+      - Seconds to wait for vCenter/ESXi (and for the ESXi host in file transfers) to accept a connection or to answer
+        a request. An endpoint that accepts connections but never answers fails after this long.
+    type: int
+    default: 60
+  retry_timeout:
+    description:
+      - Seconds for which a call is repeated while its failure is transient, with growing pauses (at most 5 seconds):
+        the guest operations agent is unavailable (VMware Tools restarting), the VM is busy with another task or
+        another guest operation (C(InvalidState)), or vCenter refuses or drops connections while it restarts.
+        A lost vCenter session is logged in again once. Other faults fail at once.
+      - V(0) turns the retries off.
+    type: int
+    default: 90
+  keep_session:
+    description:
+      - A name under which the vCenter session stays open after the task, for later tasks that give the same name and
+        connection settings: they use it instead of logging in. The M(guestops.vsphere.run_program) role uses it so
+        that its steps share one login.
+      - The session id is kept in a file that only its owner can read, under C(~/.ansible/guestops_vsphere_sessions)
+        on the host running the module, until a task with O(end_session=true) logs out; a task that is interrupted
+        (SIGINT, SIGTERM) logs out too. A session left behind by a killed run ends with vCenter's idle timeout.
+    type: str
+  end_session:
+    description:
+      - With O(keep_session), log out and forget the kept session at the end of this task.
+    type: bool
+    default: false
 requirements:
   - pyvmomi
   - requests
 notes:
   - The module runs on the host it is delegated to (usually the controller, with C(delegate_to=localhost) or
     C(connection=local)); it talks to the vSphere API, never to the guest over the network.
-  - Every task opens one vSphere session and logs out at the end, also when it fails.
+  - Every task opens one vSphere session and logs out at the end, also when it fails or is interrupted (SIGINT,
+    SIGTERM), unless O(keep_session) keeps it for later tasks.
 """
 
     # Guest login and file transfers (every module that works inside the guest).

@@ -273,7 +273,7 @@ def start_job(client, job, request):
     job.timeout = request.timeout
     started = _now()
     try:
-        job.pid = client.start_program(spec)
+        job.pid = client.start_program(spec, marker=job.temp_dir if job.wrapped else None)
     except VSphereError as err:
         raise _start_error(err, request, client.vm)
     job.start = _stamp(started)
@@ -341,7 +341,13 @@ def outcome(client, job, record_code, terminated=False):
     """
     if not job.wrapped:
         return Outcome(record_code)
-    code = parse_rc(read_small(client, job.files.rc))
+    try:
+        code = parse_rc(read_small(client, job.files.rc))
+    except VSphereError as err:
+        if record_code is None:
+            raise
+        return Outcome(record_code, note='the exit code recorded in the job directory could not be read (%s); '
+                       'vSphere reported %s' % (err.msg, record_code))
     timed_out = False
     if code is not None and job.guest_os == 'linux' and code in (137, 143):
         timed_out = read_small(client, job.files.deadline) is not None

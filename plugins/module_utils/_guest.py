@@ -24,7 +24,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._faults import (
     network_problem,
 )
 from ansible_collections.guestops.vsphere.plugins.module_utils._paths import basename
-from ansible_collections.guestops.vsphere.plugins.module_utils._retry import root_cause
+from ansible_collections.guestops.vsphere.plugins.module_utils._retry import dropped, root_cause
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import vim
 
 REQUESTS_IMPORT_ERROR = None
@@ -555,17 +555,33 @@ class GuestClient(object):
         return Download(b''.join(parts), total, limit is not None and total > size)
 
     # ----------------------------------------------------------------- processes
-    def start_program(self, spec):
+    def start_program(self, spec, marker=None):
         """Start a ProgramSpec (see _command_line); returns the pid.
 
-        Not repeated after a dropped connection: the program may have started.
+        A connection that drops while the call is under way leaves open whether the program
+        started. With ``marker`` (a text only this program's command line contains, such as its
+        private directory) the guest's process list answers that: a program found there is the
+        one started, otherwise it is started again. Without a marker the call is not repeated.
         """
         program_spec = vim.vm.guest.ProcessManager.ProgramSpec(
             programPath=spec.program_path, arguments=spec.arguments or '',
             workingDirectory=spec.working_directory or None, envVariables=spec.env or None)
-        return self._process_call('Starting the program', 'StartProgramInGuest',
-                                  path=spec.working_directory if spec.working_directory else spec.program_path,
-                                  idempotent=False, spec=program_spec)
+        path = spec.working_directory if spec.working_directory else spec.program_path
+        budget = None
+        while True:
+            try:
+                return self._process_call('Starting the program', 'StartProgramInGuest', path=path,
+                                          idempotent=False, spec=program_spec)
+            except VSphereError as err:
+                if marker is None or err.fault is None or not dropped(err.fault):
+                    raise
+                if budget is None:
+                    budget = self.session.retry_budget()
+                if not budget.wait():
+                    raise
+            for info in self.list_processes():
+                if marker in (getattr(info, 'cmdLine', None) or ''):
+                    return int(info.pid)
 
     def list_processes(self, pids=None, deadline=None):
         return self._process_call('Listing guest processes', 'ListProcessesInGuest', deadline=deadline,

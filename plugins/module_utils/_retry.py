@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import time
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._faults import fault_is, fault_name
@@ -33,7 +34,7 @@ NETWORK = 'network'      # the server could not be reached (vCenter restarting)
 # repeated without harm are.
 _REFUSED = (ConnectionRefusedError,)
 _DROPPED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected,
-            http.client.BadStatusLine, http.client.IncompleteRead)
+            http.client.BadStatusLine, http.client.IncompleteRead, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
 def retry_kind(exc, idempotent=True):
@@ -53,6 +54,11 @@ def retry_kind(exc, idempotent=True):
     if idempotent and isinstance(cause, _DROPPED):
         return NETWORK
     return None
+
+
+def dropped(exc):
+    """Whether the connection broke after the request may have reached the server."""
+    return isinstance(root_cause(exc), _DROPPED)
 
 
 def root_cause(exc):

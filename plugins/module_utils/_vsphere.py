@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 import traceback
+from http.cookies import SimpleCookie
 
 from ansible.module_utils.basic import env_fallback
 
@@ -21,6 +22,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._faults import (
     network_problem,
     step_error,
 )
+from ansible_collections.guestops.vsphere.plugins.module_utils import _session_cache
 from ansible_collections.guestops.vsphere.plugins.module_utils._retry import (
     BUSY,
     DEFAULT_REQUEST_TIMEOUT,
@@ -69,6 +71,8 @@ def vsphere_argument_spec(guest_login=True):
         moid=dict(type='str'),
         request_timeout=dict(type='int', default=DEFAULT_REQUEST_TIMEOUT),
         retry_timeout=dict(type='int', default=DEFAULT_RETRY_TIMEOUT),
+        keep_session=dict(type='str', no_log=False),
+        end_session=dict(type='bool', default=False),
     )
     if guest_login:
         required = guest_login != 'optional'
@@ -302,7 +306,8 @@ class VSphereSession(object):
 
     def __init__(self, hostname, username, password, port=443, validate_certs=True,
                  proxy_host=None, proxy_port=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
-                 retry_timeout=DEFAULT_RETRY_TIMEOUT, sleep=time.sleep, clock=time.monotonic):
+                 retry_timeout=DEFAULT_RETRY_TIMEOUT, keep_session=None, end_session=False,
+                 sleep=time.sleep, clock=time.monotonic):
         self.hostname = hostname
         self.username = username
         self._password = password
@@ -312,6 +317,9 @@ class VSphereSession(object):
         self.proxy_port = proxy_port
         self.request_timeout = request_timeout or DEFAULT_REQUEST_TIMEOUT
         self.retry_timeout = DEFAULT_RETRY_TIMEOUT if retry_timeout is None else retry_timeout
+        self.keep_session = keep_session
+        self.end_session = end_session
+        self._kept_at = None
         self._sleep = sleep
         self._clock = clock
         self.si = None
@@ -326,7 +334,8 @@ class VSphereSession(object):
         return cls(params['hostname'], params['username'], params['password'], params.get('port') or 443,
                    params.get('validate_certs', True), params.get('proxy_host'), params.get('proxy_port'),
                    request_timeout=params.get('request_timeout') or DEFAULT_REQUEST_TIMEOUT,
-                   retry_timeout=params.get('retry_timeout'))
+                   retry_timeout=params.get('retry_timeout'), keep_session=params.get('keep_session'),
+                   end_session=params.get('end_session', False))
 
     # ----------------------------------------------------------------- connection
     def ssl_context(self):
@@ -357,6 +366,20 @@ class VSphereSession(object):
         # pyVmomi's version negotiation opens its own connection without a timeout; sockets
         # created without one take this default, so no endpoint can hang the module.
         socket.setdefaulttimeout(self.request_timeout)
+        if self.keep_session:
+            self._kept_at = _session_cache.cache_path(self.keep_session, self.hostname, self.port, self.username,
+                                                      self._password)
+            kept = _session_cache.load(self._kept_at)
+            if kept:
+                # A kept session that vCenter has forgotten answers NotAuthenticated on the first
+                # call, which logs in again (see call).
+                try:
+                    self.si = SmartConnect(sessionId=kept, **dict(kwargs, user=None, pwd=None))
+                    self.content = self.si.RetrieveContent()
+                    return self
+                except Exception:
+                    self.si = self.content = None
+                    _session_cache.forget(self._kept_at)
         try:
             self.logins += 1
             self.si = SmartConnect(**kwargs)
@@ -386,15 +409,25 @@ class VSphereSession(object):
         self.logins += 1
         self.content.sessionManager.Login(userName=self.username, password=self._password)
 
-    def close(self):
-        """Log out (errors are ignored) and drop the connection."""
+    def close(self, interrupted=False):
+        """Log out (errors are ignored) and drop the connection.
+
+        A session kept with keep_session stays open for the next task, unless end_session is set
+        or the task was interrupted (the run is going away).
+        """
         si, self.si = self.si, None
         self._password = None
         if si is None:
             return
+        keep = self._kept_at is not None and not self.end_session and not interrupted
         try:
-            content = self.content or si.RetrieveContent()
-            content.sessionManager.Logout()
+            if keep:
+                _session_cache.save(self._kept_at, _session_id(si))
+            else:
+                if self._kept_at is not None:
+                    _session_cache.forget(self._kept_at)
+                content = self.content or si.RetrieveContent()
+                content.sessionManager.Logout()
         except Exception:
             pass
         finally:
@@ -413,7 +446,7 @@ class VSphereSession(object):
         return self
 
     def __exit__(self, exc_type, exc_value, tb):
-        self.close()
+        self.close(interrupted=exc_type is not None and not issubclass(exc_type, Exception))
         return False
 
     # ----------------------------------------------------------------- calls
@@ -588,3 +621,12 @@ class VSphereSession(object):
         if manager is None:
             raise VSphereError('This vSphere endpoint offers no guest %s.' % key)
         return manager
+
+
+def _session_id(si):
+    """The id of the session a ServiceInstance's connection carries (its vmware_soap_session cookie)."""
+    cookie = getattr(si._stub, 'cookie', '') or ''
+    morsel = SimpleCookie(cookie).get('vmware_soap_session')
+    if morsel is None:
+        raise ValueError('no session cookie')
+    return morsel.value

@@ -4,4 +4,4 @@
 set -eux
 
 ansible-playbook test_role.yml -e "output_dir=${OUTPUT_DIR}" "$@"
-ansible-playbook test_playbooks.yml -e "output_dir=${OUTPUT_DIR}" "$@"
+ansible-playbook test_playbooks.yml --forks 20 -e "output_dir=${OUTPUT_DIR}" "$@"

@@ -236,8 +236,9 @@ class FakeSession(VSphereSession):
         self.si = mock.Mock()
         return self
 
-    def close(self):
+    def close(self, interrupted=False):
         self.logged_out = True
+        self.interrupted = interrupted
 
     def find_vm(self, **selector):
         self.lookups.append(selector)

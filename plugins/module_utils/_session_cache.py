@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""vCenter sessions kept open between tasks (option keep_session). Private to the collection.
+
+A kept session is a file readable by its owner only, in a directory of its own under the
+user's ``~/.ansible``, named by a digest of the connection settings (password included) and
+the session name, so only a task with the same settings finds it. The file holds the session
+id, which vCenter accepts in place of a login, as govc keeps its sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+
+CACHE_DIR = os.path.join('~', '.ansible', 'guestops_vsphere_sessions')
+
+
+def _directory():
+    path = os.path.expanduser(CACHE_DIR)
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def cache_path(name, hostname, port, username, password):
+    digest = hashlib.sha256('\0'.join(str(v) for v in (name, hostname, port, username, password)).encode('utf-8'))
+    return os.path.join(_directory(), digest.hexdigest() + '.json')
+
+
+def load(path):
+    """The kept session's id, or None."""
+    try:
+        with open(path) as handle:
+            return json.load(handle).get('session_id') or None
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def save(path, session_id):
+    handle, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.session-')
+    try:
+        with os.fdopen(handle, 'w') as out:
+            json.dump({'session_id': session_id}, out)
+        os.replace(temp, path)
+        temp = None
+    finally:
+        if temp is not None:
+            os.unlink(temp)
+
+
+def forget(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
