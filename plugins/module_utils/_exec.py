@@ -45,7 +45,7 @@ TERMINATE_GRACE = 15
 JOB_HINT = 'pass the job returned by guest_exec wait=false (or guest_job) unchanged'
 
 _JOB_DIR = re.compile(r'^%sx(\d{9,12})-([0-9a-f]{16})-' % re.escape(EXEC_TEMP_PREFIX))
-_SWEEP_PATTERN = '^%sx[0-9]+-[0-9a-f]+-' % re.escape(EXEC_TEMP_PREFIX)
+_SWEEP_PATTERN = '^%sx[0-9]+-[0-9a-f]+-' % EXEC_TEMP_PREFIX  # the prefix has no regex metacharacters
 
 
 def _now():

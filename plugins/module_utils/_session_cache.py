@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 
 CACHE_DIR = os.path.join('~', '.ansible', 'guestops_vsphere_sessions')
 
@@ -29,9 +30,26 @@ def _directory():
     return path
 
 
-def cache_path(name, hostname, port, username, password):
+# vCenter ends idle sessions after 30 minutes by default; a file older than a day names a session
+# that a killed run left behind and vCenter has long forgotten.
+STALE_AFTER = 86400
+
+
+def cache_path(name, hostname, port, username, password, now=time.time):
     digest = hashlib.sha256('\0'.join(str(v) for v in (name, hostname, port, username, password)).encode('utf-8'))
-    return os.path.join(_directory(), digest.hexdigest() + '.json')
+    directory = _directory()
+    _forget_stale(directory, now())
+    return os.path.join(directory, digest.hexdigest() + '.json')
+
+
+def _forget_stale(directory, now):
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        try:
+            if now - os.stat(path).st_mtime > STALE_AFTER:
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def load(path):

@@ -548,7 +548,20 @@ class VSphereSession(object):
         return refs[0]
 
     def inventory(self):
-        """Names and parents of every folder, datacenter and VM, in one property retrieval."""
+        """Names and parents of every folder, datacenter and VM, in one property retrieval.
+
+        The container view belongs to the session: when the session was lost and logged in
+        again between creating and reading it, it is gone, and the lookup starts over once.
+        """
+        logins = self.logins
+        try:
+            return self._inventory()
+        except VSphereError as err:
+            if self.logins == logins or err.fault is None or not fault_is(err.fault, 'ManagedObjectNotFound'):
+                raise
+        return self._inventory()
+
+    def _inventory(self):
         step = 'Finding the VM'
         view = self.call(step, self.content.viewManager.CreateContainerView,
                          container=self.content.rootFolder,

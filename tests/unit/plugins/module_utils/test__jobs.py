@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) guestops.vsphere contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+pytest.importorskip('pyVmomi')
+from pyVmomi import vim  # noqa: E402
+
+from ansible_collections.guestops.vsphere.plugins.module_utils import _exec, _session_cache  # noqa: E402
+from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError  # noqa: E402
+from ansible_collections.guestops.vsphere.plugins.module_utils._module import (  # noqa: E402
+    InProcessModule,
+    ModuleExit,
+)
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VirtualMachine  # noqa: E402
+
+
+NOW = 1796000000
+
+
+class Entry(object):
+    def __init__(self, path, kind='directory'):
+        self.path = path
+        self.type = kind
+
+
+class FakeClient(object):
+    """Just enough of GuestClient for the job steps."""
+
+    def __init__(self, listing=(), files=None):
+        self.vm = VirtualMachine(vim.VirtualMachine('vm-1'), {'name': 'web01'})
+        self.listing = list(listing)
+        self.files = dict(files or {})
+        self.deleted = []
+        self.made = []
+
+    def make_temp_dir(self, prefix, directory_path=None):
+        path = '%s/%svmware8' % (directory_path or '/tmp/vmware-root_1-2', prefix)
+        self.made.append(path)
+        return path
+
+    def list_dir(self, path, match_pattern=None):
+        self.listed = (path, match_pattern)
+        return self.listing
+
+    def delete(self, path):
+        self.deleted.append(path)
+        return True
+
+    def stat(self, path):
+        return {'type': 'directory'} if path in self.files else None
+
+    def download_bytes(self, path, limit=None):
+        data = self.files.get(path)
+        if isinstance(data, Exception):
+            raise data
+        if data is None:
+            raise VSphereError('missing', fault=vim.fault.FileNotFound(file=path))
+        return type('D', (), dict(data=data, truncated=False, size=len(data)))()
+
+
+def test_prepare_names_the_directory_with_expiry_and_proof():
+    client = FakeClient()
+    job = _exec.prepare_job(client, 'linux', timeout=60, retention=300, now=lambda: NOW)
+    name = os.path.basename(job.temp_dir)
+    expires, proof = _exec.parse_job_dir(name)
+    assert expires == NOW + 60 + _exec.DEADLINE_GRACE + 300 == job.expires
+    assert proof == _exec.proof_of(job.token) and job.token not in job.temp_dir
+    handle = job.handle()
+    assert _exec.Job.from_handle(handle).temp_dir == job.temp_dir
+
+
+def test_a_handle_with_another_directory_is_refused():
+    job = _exec.prepare_job(FakeClient(), 'linux', 60, 0, now=lambda: NOW)
+    other = _exec.prepare_job(FakeClient(), 'linux', 60, 0, now=lambda: NOW)
+    with pytest.raises(VSphereError, match='token does not belong'):
+        _exec.Job.from_handle(dict(job.handle(), temp_dir=other.temp_dir))
+    with pytest.raises(VSphereError, match='not a directory made by guest_exec'):
+        _exec.Job.from_handle(dict(job.handle(), temp_dir='/tmp/ansible-exec-victim'))
+
+
+def test_sweep_deletes_only_our_expired_directories():
+    now = NOW
+    listing = [
+        Entry('ansible-exec-x1795999000-0123456789abcdef-vmware2'),          # expired: swept
+        Entry('ansible-exec-x1796001000-0123456789abcdef-vmware4'),          # not yet expired
+        Entry('ansible-exec-x1795999000-0123456789abcdef-vmware5', 'file'),  # not a directory
+        Entry('ansible-exec-victim'),                                  # not one of ours
+        Entry('ansible-run-x1795999000-0123456789abcdef-vmware6'),           # another prefix
+    ]
+    client = FakeClient(listing)
+    swept = _exec.sweep_expired(client, '/tmp/vmware-root_1-2', now)
+    assert swept == client.deleted == ['/tmp/vmware-root_1-2/ansible-exec-x1795999000-0123456789abcdef-vmware2']
+    assert client.listed[1].startswith('^ansible-exec-x')
+
+
+def test_sweep_failures_are_warnings():
+    client = FakeClient()
+    client.list_dir = lambda path, match_pattern=None: (_ for _ in ()).throw(VSphereError('agent gone'))
+    warnings = []
+    assert _exec.sweep_expired(client, '/tmp', 1, warn=warnings.append) == []
+    assert 'agent gone' in warnings[0]
+
+
+def _started_job(client):
+    job = _exec.prepare_job(client, 'linux', 60, 0, now=lambda: NOW)
+    job.pid = 42
+    return job
+
+
+def test_outcome_prefers_the_rc_file_and_sees_the_deadline():
+    client = FakeClient()
+    job = _started_job(client)
+    client.files[job.files.rc] = b'3\n'
+    assert _exec.outcome(client, job, record_code=0).rc == 3
+    client.files[job.files.rc] = b'143\n'
+    client.files[job.files.deadline] = b'70\n'
+    found = _exec.outcome(client, job, record_code=0)
+    assert found.rc == 143 and found.timed_out
+
+
+def test_outcome_never_reads_a_missing_rc_as_success():
+    client = FakeClient()
+    job = _started_job(client)
+    with pytest.raises(VSphereError, match='no longer exists'):
+        _exec.outcome(client, job, record_code=0)
+    client.files[job.temp_dir] = b''
+    found = _exec.outcome(client, job, record_code=None)
+    assert found.rc is None and 'without recording' in found.note
+
+
+def test_outcome_falls_back_to_vspheres_record_when_the_rc_file_cannot_be_read():
+    client = FakeClient()
+    job = _started_job(client)
+    client.files[job.files.rc] = VSphereError('transfer broke', retryable=True)
+    found = _exec.outcome(client, job, record_code=7)
+    assert found.rc == 7 and 'could not be read' in found.note
+    with pytest.raises(VSphereError, match='transfer broke'):
+        _exec.outcome(client, job, record_code=None)
+
+
+def test_kept_sessions_are_private_files(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    path = _session_cache.cache_path('run1', 'vc', 443, 'user', 'secret')
+    assert 'secret' not in path and 'run1' not in path
+    assert _session_cache.load(path) is None
+    _session_cache.save(path, 'abc')
+    assert _session_cache.load(path) == 'abc'
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert path != _session_cache.cache_path('run1', 'vc', 443, 'user', 'other password')
+    _session_cache.forget(path)
+    assert _session_cache.load(path) is None
+
+
+SPEC = dict(name=dict(type='str', required=True), secret=dict(type='str', no_log=True), count=dict(type='int'))
+
+
+def test_in_process_module_validates_like_ansible_module():
+    with pytest.raises(ModuleExit) as done:
+        InProcessModule('ns.c.m', dict(count='x'), False, SPEC)
+    assert done.value.result['failed'] and 'name' in done.value.result['msg']
+    with pytest.raises(ModuleExit) as done:
+        InProcessModule('ns.c.m', dict(name='a', bogus=1), False, SPEC)
+    assert 'Unsupported parameters for (ns.c.m) module' in done.value.result['msg']
+
+
+def test_in_process_module_masks_secrets_and_skips_unsupported_check_mode():
+    module = InProcessModule('ns.c.m', dict(name='a', secret='hunter22', count='3'), False, SPEC)
+    assert module.params['count'] == 3
+    with pytest.raises(ModuleExit) as done:
+        module.exit_json(echo='the secret is hunter22')
+    assert 'hunter22' not in repr(done.value.result)
+    with pytest.raises(ModuleExit) as done:
+        InProcessModule('ns.c.m', dict(name='a'), True, SPEC, supports_check_mode=False)
+    assert done.value.result['skipped']
+
+
+def test_stale_kept_sessions_are_forgotten(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    old = _session_cache.cache_path('old', 'vc', 443, 'user', 'pw')
+    _session_cache.save(old, 'abc')
+    os.utime(old, (1000, 1000))
+    _session_cache.cache_path('new', 'vc', 443, 'user', 'pw')
+    assert not os.path.exists(old)
