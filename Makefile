@@ -47,8 +47,8 @@ tools: ## Install shellcheck for the sanity test when it is missing (needs apt-g
 	@if ! command -v shellcheck >/dev/null; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null) \
-	      || echo "warning: could not install shellcheck; the shellcheck sanity test will be skipped"; \
-	  else echo "warning: shellcheck is not installed; the shellcheck sanity test will be skipped"; fi; \
+	      || { echo "error: could not install shellcheck, which the sanity tests need" >&2; exit 1; }; \
+	  else echo "error: shellcheck is not installed; the sanity tests need it (apt-get install shellcheck)" >&2; exit 1; fi; \
 	fi
 
 simulator: venv ## Run the vSphere simulator in the foreground on 127.0.0.1:8989 (PORT=... to change)
@@ -94,10 +94,28 @@ dist: venv ## Build the collection artifact into build/dist and check that no lo
 	  echo "error: the artifact above carries local files; extend build_ignore in galaxy.yml" >&2; exit 1; fi
 	@echo "artifact: $$(ls "$(BUILD)"/dist/*.tar.gz) ($$(tar -tzf "$(BUILD)"/dist/*.tar.gz | wc -l) entries)"
 
-bench: collection ## Speed and memory benchmarks against the simulator (BENCH_SIZE_MIB=2048 for the transfer)
+# The peer that `make bench` compares against: the PyPI ansible bundle (community.vmware; 12.x pairs
+# with ansible-core 2.19, the newest on Python 3.11) in its own environment, created once.
+PEER_VENV := $(BUILD)/peer-venv
+PEER_ANSIBLE ?= ansible>=12,<13
+# The fleet benchmarks need BENCH_VM00..19; a simulator that has them saves run.py starting its own.
+BENCH_GUESTSIM_ARGS := --inventory $(CURDIR)/tests/bench/inventory-20.yml
+.PHONY: peer
+
+peer: $(PEER_VENV)/.installed ## Create build/peer-venv with the PyPI ansible bundle, pyvmomi and requests (make bench's peer)
+
+$(PEER_VENV)/.installed:
 	mkdir -p "$(BUILD)"
-	GUESTSIM_PYTHON="$(BIN)/python" .ci/with-simulator "$(BUILD)/bench-cloud-config.ini" \
-	  env $(RUN) "$(BIN)/python" tests/bench/run.py
+	$(PYTHON) -m venv "$(PEER_VENV)"
+	"$(PEER_VENV)/bin/python" -m pip install --quiet --upgrade pip
+	"$(PEER_VENV)/bin/python" -m pip install --quiet "$(PEER_ANSIBLE)" pyvmomi requests
+	touch "$@"
+
+bench: collection peer ## Speed and memory benchmarks, side by side with the peer (BENCH_SIZE_MIB=2048 for the transfer)
+	mkdir -p "$(BUILD)"
+	GUESTSIM_PYTHON="$(BIN)/python" GUESTSIM_ARGS="$(BENCH_GUESTSIM_ARGS)" \
+	  .ci/with-simulator "$(BUILD)/bench-cloud-config.ini" \
+	  env $(RUN) BENCH_PEER_VENV="$(PEER_VENV)" "$(BIN)/python" tests/bench/run.py
 
 clean: ## Remove build output, the collection copy and the virtual environment
 	rm -rf "$(BUILD)" "$(VENV)" "$(dir $(COLLECTIONS))"

@@ -1,9 +1,15 @@
 """Speed and memory benchmarks of guestops.vsphere against the guest-operations simulator.
 
 Run with ``make bench``: it starts the simulator (``.ci/with-simulator``), which exports the
-VMWARE_* variables this script connects with.  Each benchmark has a target; the script prints
-a table, writes ``build/bench.json`` and exits 1 when a target is missed.  Timings on a busy
-machine vary, so the targets are set where a regression (not noise) misses them.
+VMWARE_* variables this script connects with, and installs the peer (the PyPI ``ansible`` bundle
+with community.vmware, pyvmomi and requests) into its own virtual environment, build/peer-venv.
+Each benchmark has a target; the script prints a side-by-side table of the paired runs and a
+table of the targets, writes ``build/bench.json`` and exits 1 when a target is missed.  Timings
+on a busy machine vary, so the targets are set where a regression (not noise) misses them.
+
+Paired benchmarks run their variants alternately, round after round (the order rotates each
+round), so a slow phase of the machine hits both sides; each side's figure is its median, and a
+ratio is the ratio of the two medians.  Every loop is bounded in count and in time.
 
 Benchmarks:
 - adhoc_guest_exec: ``ansible localhost -m guestops.vsphere.guest_exec`` of a trivial command,
@@ -13,13 +19,30 @@ Benchmarks:
 - transfer: upload and download of a large file through the guest client, with throughput and
   the growth of the client's peak memory (must stay bounded: the file is streamed).
 - concurrency: 20 clients running a program at the same time, each with its own session.
+- role_vs_adhoc: one run of the role guestops.vsphere.run_program (tests/bench/role_one.yml)
+  against one ad-hoc guest_exec task, both ``echo hi``: wall times, their ratio, and the vSphere
+  calls and Login calls of the role run (simulator counters, before and after).
+- fleet_role_vs_peer / fleet_exec_vs_peer: playbooks/run_program.yml, and guest_exec
+  (tests/bench/exec_fleet.yml), over 20 VMs with 20 forks, against community.vmware's
+  vmware_vm_shell (wait_for_process) over the same VMs from the peer environment.  The 20 VMs
+  (BENCH_VM00..19, tests/bench/inventory-20.yml) come from the simulator that ``make bench``
+  started when it has them (GUESTSIM_ARGS), otherwise from a second simulator this script starts.
+- output_memory: the role with a program that prints 50 MB against one that prints 5 MB: peak
+  memory of ansible-playbook and all its child processes, and the growth between the two.
+- peer_tools_info: community.vmware.vmware_guest_tools_info on DC0_H0_VM0 from the peer
+  environment must succeed.
 """
 from __future__ import annotations
 
 import argparse
+import configparser
+import glob
+import importlib
 import json
 import os
 import resource
+import shutil
+import signal
 import ssl
 import statistics
 import subprocess
@@ -30,20 +53,71 @@ import time
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTIONS = os.environ.get('ANSIBLE_COLLECTIONS_PATH', os.path.join(ROOT, 'build', 'collections')).split(os.pathsep)[0]
 sys.path.insert(0, COLLECTIONS)
 
 # pylint: disable=wrong-import-position
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VSphereSession  # noqa: E402
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import GuestClient  # noqa: E402
-from ansible_collections.guestops.vsphere.plugins.module_utils._operations import (  # noqa: E402
-    ProgramRequest,
-    run_program,
-)
+
+
+def _program_api():
+    """ProgramRequest and run_program: from _exec (after the split of _operations) or _operations."""
+    for name in ('_exec', '_operations'):
+        try:
+            module = importlib.import_module('ansible_collections.guestops.vsphere.plugins.module_utils.' + name)
+        except ImportError:
+            continue
+        if hasattr(module, 'ProgramRequest') and hasattr(module, 'run_program'):
+            return module.ProgramRequest, module.run_program
+    raise ImportError('neither module_utils._exec nor module_utils._operations has ProgramRequest and run_program')
+
+
+ProgramRequest, run_program = _program_api()
 
 VM_NAME = os.environ.get('BENCH_VM', 'DC0_H0_VM0')
 GUEST_USER = os.environ.get('VMWARE_GUEST_USERNAME', 'root')
 GUEST_PASSWORD = os.environ.get('VMWARE_GUEST_PASSWORD', 'guestpass')
+PEER_VENV = os.environ.get('BENCH_PEER_VENV', os.path.join(ROOT, 'build', 'peer-venv'))
+FLEET_VMS = ['BENCH_VM%02d' % index for index in range(20)]
+FLEET_INVENTORY = os.path.join(HERE, 'inventory-20.yml')
+MIB = 1024.0 * 1024.0
+# Seconds the whole run should take at most (the fleet, run last, gets fewer rounds when late).
+TOTAL_BUDGET = float(os.environ.get('BENCH_BUDGET', '540'))
+
+# The peer's fleet playbook.  It is written at run time rather than kept as a file, because
+# ansible-lint checks every playbook of the collection and the .venv it runs in has no
+# community.vmware.  Same shape as tests/bench/exec_fleet.yml and playbooks/run_program.yml.
+PEER_FLEET_PLAYBOOK = """---
+- name: Prepare one in-memory host per virtual machine
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Add one in-memory host per VM
+      ansible.builtin.add_host:
+        name: "{{ item }}"
+        groups: bench_targets
+        ansible_connection: local
+        ansible_python_interpreter: "{{ ansible_playbook_python }}"
+        bench_vm: "{{ item }}"
+      loop: "{{ bench_vms }}"
+      changed_when: false
+
+- name: Run a program in every virtual machine with vmware_vm_shell
+  hosts: bench_targets
+  gather_facts: false
+  tasks:
+    - name: Run /bin/echo hi and wait for it
+      community.vmware.vmware_vm_shell:
+        vm_id: "{{ bench_vm }}"
+        vm_username: root
+        vm_password: guestpass
+        vm_shell: /bin/echo
+        vm_shell_args: hi
+        wait_for_process: true
+      delegate_to: localhost
+"""
 
 
 def connection():
@@ -56,17 +130,30 @@ def connection():
         sys.exit('%s is not set: run this through `make bench`, which starts the simulator' % missing)
 
 
-def simulator_calls():
-    """Total vSphere calls the simulator has answered so far (None against a real vCenter)."""
-    url = os.environ.get('GUESTSIM_STATE_URL')
+def simulator_state(url=None):
+    """The simulator's /guestsim/state (None against a real vCenter, where there is none)."""
+    url = url or os.environ.get('GUESTSIM_STATE_URL')
     if not url:
         return None
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with urllib.request.urlopen(url, context=context, timeout=30) as response:  # nosec - loopback test server
-        state = json.load(response)
-    return sum(state.get('calls', {}).values())
+        return json.load(response)
+
+
+def simulator_calls(url=None):
+    """vSphere calls per method the simulator has answered so far (None without a simulator)."""
+    state = simulator_state(url)
+    return None if state is None else dict(state.get('calls', {}))
+
+
+def calls_between(before, after):
+    """(total calls, Login calls) made between two simulator_calls() snapshots."""
+    if before is None or after is None:
+        return None, None
+    diff = dict((name, after.get(name, 0) - before.get(name, 0)) for name in after)
+    return sum(diff.values()), diff.get('Login', 0)
 
 
 class Client:
@@ -82,10 +169,208 @@ class Client:
         self.session.close()
 
 
+class Simulator:
+    """A vSphere endpoint: the one `make bench` started, or one this script starts (start())."""
+
+    def __init__(self, host, port, user, password, ca_file, state_url, process=None, state_dir=None):
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.ca_file, self.state_url = ca_file, state_url
+        self.process, self.state_dir = process, state_dir
+
+    @classmethod
+    def from_environment(cls):
+        conn = connection()
+        return cls(conn['hostname'], conn['port'], conn['username'], conn['password'],
+                   os.environ.get('GUESTSIM_CA_FILE'), os.environ.get('GUESTSIM_STATE_URL'))
+
+    @classmethod
+    def start(cls, inventory, timeout=60):
+        """A new simulator on a free loopback port with the inventory file; stop() ends it."""
+        state_dir = tempfile.mkdtemp(prefix='guestsim-bench-')
+        config = os.path.join(state_dir, 'cloud-config.ini')
+        paths = [os.path.join(ROOT, 'tests')] + [p for p in [os.environ.get('PYTHONPATH')] if p]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+        log = open(os.path.join(state_dir, 'simulator.log'), 'wb')  # pylint: disable=consider-using-with
+        try:
+            process = subprocess.Popen(  # pylint: disable=consider-using-with
+                [os.environ.get('GUESTSIM_PYTHON') or sys.executable, '-m', 'guestsim', '--port', '0',
+                 '--state-dir', state_dir, '--inventory', inventory, '--write-cloud-config', config],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+        simulator = cls(None, None, None, None, os.path.join(state_dir, 'ca.pem'), None, process, state_dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(config) and os.path.getsize(config) > 0:
+                break
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not (os.path.exists(config) and os.path.getsize(config) > 0):
+            text = simulator.log_tail()
+            simulator.stop()
+            raise RuntimeError('the fleet simulator did not start:\n%s' % text)
+        parser = configparser.ConfigParser()
+        parser.read(config)
+        values = parser['DEFAULT']
+        simulator.host, simulator.port = values['vcenter_hostname'], int(values['vcenter_port'])
+        simulator.user, simulator.password = values['vcenter_username'], values['vcenter_password']
+        simulator.state_url = values.get('guestsim_state_url')
+        simulator.ca_file = values.get('vmware_ca_file') or simulator.ca_file
+        return simulator
+
+    def log_tail(self, lines=40):
+        try:
+            with open(os.path.join(self.state_dir, 'simulator.log'), encoding='utf-8', errors='replace') as handle:
+                return ''.join(handle.readlines()[-lines:])
+        except (OSError, TypeError):
+            return ''
+
+    def stop(self):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        self.process = None
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def vm_names(self):
+        state = simulator_state(self.state_url)
+        return set(vm['name'] for vm in state.get('vms', [])) if state else set()
+
+    def calls(self):
+        return simulator_calls(self.state_url)
+
+    def env(self, base):
+        """base with the VMWARE_* variables of this endpoint; certificates verified against its CA."""
+        env = dict(base, VMWARE_HOST=self.host, VMWARE_PORT=str(self.port), VMWARE_USER=self.user,
+                   VMWARE_PASSWORD=self.password)
+        if self.ca_file:
+            env.update(SSL_CERT_FILE=self.ca_file, VMWARE_VALIDATE_CERTS='true')
+        return env
+
+
+class Runner:
+    """Runs our ansible and the peer's, each with its own collections, in a scratch TMPDIR."""
+
+    def __init__(self, scratch):
+        self.scratch = scratch
+        self.bin = os.path.dirname(sys.executable)
+        self.peer_bin = os.path.join(PEER_VENV, 'bin')
+        self.peer_collections = os.path.join(scratch, 'peer-collections')  # empty: only the bundle's
+        os.makedirs(self.peer_collections, exist_ok=True)
+        self.peer_playbook = os.path.join(scratch, 'peer_fleet.yml')
+        with open(self.peer_playbook, 'w', encoding='utf-8') as handle:
+            handle.write(PEER_FLEET_PLAYBOOK)
+        self.tmp = os.path.join(scratch, 'tmp')
+
+    def base_env(self, peer):
+        env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
+                   ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', TMPDIR=self.tmp,
+                   VMWARE_GUEST_USERNAME=GUEST_USER, VMWARE_GUEST_PASSWORD=GUEST_PASSWORD)
+        env.pop('PYTHONPATH', None)
+        if peer:
+            # Only the collections of the peer's own ansible bundle (site-packages/ansible_collections).
+            env.update(ANSIBLE_COLLECTIONS_PATH=self.peer_collections,
+                       PATH=self.peer_bin + os.pathsep + env.get('PATH', ''))
+        else:
+            env.update(ANSIBLE_COLLECTIONS_PATH=os.environ.get('ANSIBLE_COLLECTIONS_PATH', COLLECTIONS))
+        return env
+
+    def command(self, tool, peer=False):
+        return os.path.join(self.peer_bin if peer else self.bin, tool)
+
+    def fresh_tmp(self):
+        """An empty TMPDIR for the next run (the role's local copies of the output land there)."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        os.makedirs(self.tmp)
+
+    def run(self, argv, env, timeout, what):
+        """Run argv; (seconds, output).  Raises with the output's tail when it fails."""
+        self.fresh_tmp()
+        log_path = os.path.join(self.scratch, 'last-run.log')
+        with open(log_path, 'wb') as log:
+            started = time.monotonic()
+            try:
+                done = subprocess.run(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                      timeout=timeout, check=False)
+            except subprocess.TimeoutExpired as exc:
+                raise RuntimeError('%s did not finish within %d s' % (what, timeout)) from exc
+            seconds = time.monotonic() - started
+        with open(log_path, encoding='utf-8', errors='replace') as handle:
+            output = handle.read()
+        if done.returncode != 0:
+            raise RuntimeError('%s failed (rc %d): %s\n%s' % (what, done.returncode, error_lines(output), tail(output)))
+        return seconds, output
+
+
+def error_lines(text, limit=3):
+    """The first distinct error lines of an ansible run's output, joined."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(('fatal:', '[ERROR]', 'ERROR!')) or '| FAILED!' in line:
+            if line not in found:
+                found.append(line)
+    return ' | '.join(found[:limit])[:600] or 'no error line'
+
+
+def tail(text, lines=25):
+    return '\n'.join(text.splitlines()[-lines:])
+
+
 def result(name, value, unit, target, ok, **extra):
     row = dict(name=name, value=round(value, 3), unit=unit, target=target, ok=bool(ok))
     row.update(extra)
     return row
+
+
+def failed_rows(names, exc):
+    """Rows for benchmarks that could not run: missed, with the reason."""
+    message = str(exc).strip()
+    return [dict(name=name, value=None, unit='', target='-', ok=False, error=message[-2000:])
+            for name in names]
+
+
+def paired(variants, runs, budget, min_runs=1):
+    """Run the variants (name, function) alternately, rotating the order each round.
+
+    At most ``runs`` rounds; after ``min_runs`` rounds no new round starts when it would likely
+    end after ``budget`` seconds.  A variant that fails drops out; the others go on.  Returns
+    ({name: [what the function returned, ...]}, {name: error message}).
+    """
+    outcomes = dict((name, []) for name, dummy in variants)
+    errors = {}
+    started = time.monotonic()
+    for index in range(runs):
+        elapsed = time.monotonic() - started
+        live = [variant for variant in variants if variant[0] not in errors]
+        if not live or (index >= min_runs and elapsed + elapsed / index > budget):
+            break
+        shift = index % len(live)
+        for name, function in live[shift:] + live[:shift]:
+            try:
+                outcomes[name].append(function())
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                errors[name] = str(exc)  # the others go on; this one is reported as failed
+    return outcomes, errors
+
+
+def require(errors, *names):
+    """Raise the errors of those variants that failed."""
+    failed = [name for name in names if name in errors]
+    if failed:
+        raise RuntimeError('\n'.join(errors[name] for name in failed))
+
+
+def spread(values):
+    return dict(median=round(statistics.median(values), 3), min=round(min(values), 3),
+                max=round(max(values), 3), runs=len(values))
 
 
 def bench_adhoc(runs=5):
@@ -99,12 +384,13 @@ def bench_adhoc(runs=5):
     for dummy in range(runs):
         before = simulator_calls()
         started = time.monotonic()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=300)
         times.append(time.monotonic() - started)
         if done.returncode != 0:
             raise RuntimeError('ansible -m guest_exec failed:\n%s%s' % (done.stdout, done.stderr))
-        if before is not None:
-            calls.append(simulator_calls() - before)
+        total, dummy_logins = calls_between(before, simulator_calls())
+        if total is not None:
+            calls.append(total)
     median = statistics.median(times)
     rows = [result('adhoc_guest_exec_wall', median, 's', '<= 4.0', median <= 4.0,
                    runs=runs, min=round(min(times), 3), max=round(max(times), 3))]
@@ -208,13 +494,292 @@ def bench_concurrency(clients=20):
                    clients=clients, correct=correct, errors=errors[:3])]
 
 
+# --- the role, the fleet and the peer: measured through ansible commands, as users run them ---
+
+PAIRS = []  # side-by-side figures of the paired benchmarks, for the first table
+
+
+def pair_row(benchmark, a_name, a_values, b_name, b_values, unit='s'):
+    a_stats, b_stats = spread(a_values), spread(b_values)
+    ratio = a_stats['median'] / b_stats['median'] if b_stats['median'] else float('inf')
+    PAIRS.append(dict(benchmark=benchmark, a=a_name, a_stats=a_stats, b=b_name, b_stats=b_stats, unit=unit,
+                      ratio=ratio))
+    return ratio, a_stats, b_stats
+
+
+def bench_role_vs_adhoc(runner, sim, runs=5, budget=150):
+    """One run of the run_program role against one ad-hoc guest_exec task (both `echo hi`)."""
+    env = sim.env(runner.base_env(peer=False))
+    role = [runner.command('ansible-playbook'), os.path.join(HERE, 'role_one.yml')]
+    adhoc = [runner.command('ansible'), 'localhost', '-m', 'guestops.vsphere.guest_exec',
+             '-a', 'name=%s cmd="echo hi"' % VM_NAME]
+
+    def measure(argv, what):
+        def run():
+            before = sim.calls()
+            seconds, output = runner.run(argv, env, 300, what)
+            total, logins = calls_between(before, sim.calls())
+            if what.startswith('ansible -m') and '"hi"' not in output:
+                raise RuntimeError('%s did not return the output "hi"\n%s' % (what, tail(output)))
+            return dict(wall=seconds, calls=total, logins=logins)
+        return run
+
+    out, errors = paired([('role', measure(role, 'the run_program role (tests/bench/role_one.yml)')),
+                          ('adhoc', measure(adhoc, 'ansible -m guestops.vsphere.guest_exec'))], runs, budget)
+    require(errors, 'role')
+    if 'adhoc' in errors:
+        rows = failed_rows(['role_vs_adhoc_wall_ratio'], errors['adhoc'])
+    else:
+        ratio, role_stats, adhoc_stats = pair_row('role_vs_adhoc', 'role run_program', [o['wall'] for o in out['role']],
+                                                  'ad-hoc guest_exec', [o['wall'] for o in out['adhoc']])
+        rows = [result('role_vs_adhoc_wall_ratio', ratio, 'x', '<= 2.5', ratio <= 2.5,
+                       role_s=role_stats, adhoc_s=adhoc_stats)]
+    role_calls = [o['calls'] for o in out['role'] if o['calls'] is not None]
+    if role_calls:
+        adhoc_calls = [o['calls'] for o in out['adhoc'] if o['calls'] is not None]
+        logins = [o['logins'] for o in out['role']]
+        rows.append(result('role_vs_adhoc_role_vsphere_calls', max(role_calls), 'calls', '<= 30',
+                           max(role_calls) <= 30, per_run=role_calls, adhoc_calls=adhoc_calls))
+        rows.append(result('role_vs_adhoc_role_logins', max(logins), 'Logins', '<= 2', max(logins) <= 2,
+                           per_run=logins, adhoc_logins=[o['logins'] for o in out['adhoc']]))
+    return rows
+
+
+def recap_ok(output, hosts):
+    """Whether the PLAY RECAP lists every host with failed=0 and unreachable=0."""
+    good = set()
+    for line in output.splitlines():
+        name, sep, counters = line.partition(' : ')
+        if sep and 'failed=0' in counters.split() and 'unreachable=0' in counters.split():
+            good.add(name.strip())
+    return set(hosts) <= good
+
+
+def bench_fleets(runner, sim, runs=5, budget=300):
+    """playbooks/run_program.yml, guest_exec and the peer's vmware_vm_shell over 20 VMs, 20 forks."""
+    ours, peer = sim.env(runner.base_env(peer=False)), sim.env(runner.base_env(peer=True))
+    role_vars = dict(run_program_vms=FLEET_VMS, run_program_argv=['/bin/echo', 'hi'],
+                     run_program_guest_username=GUEST_USER, run_program_guest_password=GUEST_PASSWORD)
+    commands = dict(
+        role=([runner.command('ansible-playbook'), '--forks', '20', os.path.join(ROOT, 'playbooks', 'run_program.yml'),
+               '-e', json.dumps(role_vars)], ours, 'playbooks/run_program.yml over 20 VMs'),
+        exec=([runner.command('ansible-playbook'), '--forks', '20', os.path.join(HERE, 'exec_fleet.yml'),
+               '-e', json.dumps(dict(bench_vms=FLEET_VMS))], ours, 'guest_exec over 20 VMs (tests/bench/exec_fleet.yml)'),
+        peer=([runner.command('ansible-playbook', peer=True), '--forks', '20', runner.peer_playbook,
+               '-e', json.dumps(dict(bench_vms=FLEET_VMS))], peer, 'the peer vmware_vm_shell over 20 VMs'))
+
+    def measure(name):
+        argv, env, what = commands[name]
+
+        def run():
+            before = sim.calls()
+            seconds, output = runner.run(argv, env, 600, what)
+            total, logins = calls_between(before, sim.calls())
+            if not recap_ok(output, FLEET_VMS):
+                raise RuntimeError('%s: not every VM succeeded: %s\n%s' % (what, error_lines(output), tail(output)))
+            return dict(wall=seconds, calls=total, logins=logins)
+        return run
+
+    out, errors = paired([(name, measure(name)) for name in ('role', 'exec', 'peer')], runs, budget)
+    require(errors, 'peer')
+    walls = dict((name, [o['wall'] for o in values]) for name, values in out.items())
+    calls = dict((name, [o['calls'] for o in values]) for name, values in out.items())
+    logins = dict((name, [o['logins'] for o in values]) for name, values in out.items())
+    rows = []
+    for name, label, limit in (('role', 'run_program.yml (20 VMs)', 1.5), ('exec', 'guest_exec (20 VMs)', 0.5)):
+        benchmark = 'fleet_%s_vs_peer' % name
+        if name in errors:
+            rows += failed_rows([benchmark + '_ratio'], errors[name])
+            continue
+        ratio, ours, peer = pair_row(benchmark, label, walls[name], 'peer vmware_vm_shell', walls['peer'])
+        extra = {name + '_s': ours, name + '_calls': calls[name], name + '_logins': logins[name]}
+        rows.append(result(benchmark + '_ratio', ratio, 'x', '<= %s' % limit, ratio <= limit, peer_s=peer,
+                           peer_calls=calls['peer'], peer_logins=logins['peer'], vms=len(FLEET_VMS), forks=20,
+                           **extra))
+    return rows
+
+
+def bench_output_memory(runner, sim, runs=3, budget=150):
+    """Peak memory of the controller (ansible-playbook and its children) for 5 and 50 MB of output."""
+    env = sim.env(runner.base_env(peer=False))
+    sizes = dict(small=5 * 1024 * 1024, large=50 * 1024 * 1024)
+
+    def measure(size):
+        program = "head -c %d /dev/zero | tr '\\0' x" % size
+        argv = [sys.executable, os.path.abspath(__file__), '--measure-memory', os.path.join(runner.scratch, 'memory.log'),
+                '--', runner.command('ansible-playbook'), os.path.join(HERE, 'role_one.yml'),
+                '-e', json.dumps(dict(run_program_cmd=program, run_program_fetch_dir=runner.tmp))]
+
+        def run():
+            dummy, output = runner.run(argv, env, 300, 'the run_program role printing %d bytes' % size)
+            figures = json.loads(output.strip().splitlines()[-1])
+            fetched = glob.glob(os.path.join(runner.tmp, '**', 'stdout.txt'), recursive=True)
+            figures['stdout_bytes'] = os.path.getsize(fetched[0]) if fetched else None
+            if figures['stdout_bytes'] is not None and figures['stdout_bytes'] != size:
+                raise RuntimeError('the role fetched %d of %d bytes of stdout' % (figures['stdout_bytes'], size))
+            return figures
+        return run
+
+    out, errors = paired([(name, measure(size)) for name, size in sizes.items()], runs, budget)
+    require(errors, 'small', 'large')
+    tree = dict((name, [o['tree_peak_mib'] for o in values]) for name, values in out.items())
+    single = dict((name, [o['max_process_mib'] for o in values]) for name, values in out.items())
+    wall = dict((name, [o['wall'] for o in values]) for name, values in out.items())
+    large, small = spread(tree['large']), spread(tree['small'])
+    PAIRS.append(dict(benchmark='output_memory', a='role, 50 MB stdout', a_stats=large, b='role, 5 MB stdout',
+                      b_stats=small, unit='MiB', ratio=large['median'] / small['median']))
+    growth = large['median'] - small['median']
+    found = [o['stdout_bytes'] for values in out.values() for o in values]
+    return [result('output_memory_growth_5_to_50mb', growth, 'MiB', '<= 64', growth <= 64 and None not in found,
+                   peak_50mb_mib=large, peak_5mb_mib=small,
+                   largest_process_50mb_mib=spread(single['large']), largest_process_5mb_mib=spread(single['small']),
+                   wall_50mb_s=spread(wall['large']), wall_5mb_s=spread(wall['small']),
+                   note='peak of the summed RSS of ansible-playbook and all its descendants, sampled every 50 ms; '
+                        'largest_process is getrusage(RUSAGE_CHILDREN).ru_maxrss'
+                        + ('' if None not in found else '; the fetched stdout.txt was not found'))]
+
+
+def bench_peer_tools_info(runner, sim):
+    """community.vmware.vmware_guest_tools_info on the benchmark VM from the peer environment."""
+    env = sim.env(runner.base_env(peer=True))
+    argv = [runner.command('ansible', peer=True), 'localhost', '-m', 'community.vmware.vmware_guest_tools_info',
+            '-a', 'name=%s' % VM_NAME]
+    try:
+        seconds, dummy = runner.run(argv, env, 300, 'the peer vmware_guest_tools_info')
+        return [result('peer_tools_info', 1, 'pass', '== 1', True, wall_s=round(seconds, 3))]
+    except RuntimeError as exc:
+        messages = [line.strip() for line in str(exc).splitlines() if '"msg"' in line or 'FAILED' in line]
+        return [result('peer_tools_info', 0, 'pass', '== 1', False,
+                       error=(messages[-1] if messages else str(exc))[-600:])]
+
+
+def peer_versions():
+    """'ansible X, ansible-core Y, community.vmware Z' of the peer environment."""
+    found = []
+    site = glob.glob(os.path.join(PEER_VENV, 'lib', 'python*', 'site-packages'))
+    for label, pattern in (('ansible', 'ansible-*.dist-info'), ('ansible-core', 'ansible_core-*.dist-info')):
+        names = glob.glob(os.path.join(site[0], pattern)) if site else []
+        if names:
+            found.append('%s %s' % (label, os.path.basename(names[0])[:-len('.dist-info')].split('-')[-1]))
+    try:
+        with open(os.path.join(site[0], 'ansible_collections', 'community', 'vmware', 'MANIFEST.json'),
+                  encoding='utf-8') as handle:
+            found.append('community.vmware %s' % json.load(handle)['collection_info']['version'])
+    except (IndexError, OSError, ValueError, KeyError):
+        found.append('no community.vmware')
+    return ', '.join(found)
+
+
+def process_tree_rss(root):
+    """(summed RSS in bytes of root's descendants, their number)."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry, 'rb') as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(b')') + 2:].split()
+        children.setdefault(int(fields[1]), []).append((int(entry), int(fields[21])))
+    total, count, queue = 0, 0, [root]
+    while queue:
+        for pid, pages in children.get(queue.pop(), ()):
+            total += pages
+            count += 1
+            queue.append(pid)
+    return total * os.sysconf('SC_PAGE_SIZE'), count
+
+
+def measure_memory(log_path, argv):
+    """Run argv (a fresh process, so RUSAGE_CHILDREN is argv's alone); print its memory as JSON."""
+    peak = [0]
+    with open(log_path, 'wb') as log:
+        started = time.monotonic()
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], process_tree_rss(os.getpid())[0])
+                done.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            rc = process.wait(timeout=280)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            rc = process.wait()
+        done.set()
+        sampler.join(timeout=5)
+        wall = time.monotonic() - started
+    if rc != 0:
+        with open(log_path, encoding='utf-8', errors='replace') as handle:
+            sys.stdout.write(tail(handle.read()) + '\n')
+        return rc
+    print(json.dumps(dict(wall=round(wall, 3), tree_peak_mib=round(peak[0] / MIB, 1),
+                          max_process_mib=round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1))))
+    return 0
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def section(rows, names, function, *args):
+    """Append function(*args)'s rows; when it fails, rows for names that say why, missed."""
+    started = time.monotonic()
+    try:
+        rows += function(*args)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        rows += failed_rows(names, exc)
+    sys.stderr.write('bench: %s done in %.0f s\n' % (function.__name__, time.monotonic() - started))
+    sys.stderr.flush()
+
+
+def print_tables(rows, notes):
+    if PAIRS:
+        print('Paired runs, alternating (median [min-max] of n runs); ratio = median / median')
+        table = [('benchmark', 'A', 'median A', 'B', 'median B', 'ratio')]
+        for pair in PAIRS:
+            a, b = pair['a_stats'], pair['b_stats']
+            table.append((pair['benchmark'], pair['a'],
+                          '%.2f %s [%.2f-%.2f] n=%d' % (a['median'], pair['unit'], a['min'], a['max'], a['runs']),
+                          pair['b'],
+                          '%.2f %s [%.2f-%.2f] n=%d' % (b['median'], pair['unit'], b['min'], b['max'], b['runs']),
+                          '%.2fx' % pair['ratio']))
+        widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
+        for line in table:
+            print('  '.join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        print()
+    width = max(len(row['name']) for row in rows)
+    for row in rows:
+        value = '%10.3f' % row['value'] if row['value'] is not None else '%10s' % '-'
+        print('%-*s %s %-13s target %-8s %s' % (width, row['name'], value, row['unit'], row['target'],
+                                                'ok' if row['ok'] else 'MISSED'))
+    for row in rows:
+        if row.get('error'):
+            print('  %s: %s' % (row['name'], row['error'].strip().splitlines()[0][:400]))
+    for note in notes:
+        print('note: %s' % note)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--size-mib', type=int, default=int(os.environ.get('BENCH_SIZE_MIB', '2048')),
                         help='size of the transfer benchmark file (default 2048)')
     parser.add_argument('--json', default=os.path.join(ROOT, 'build', 'bench.json'))
+    parser.add_argument('--only', default=os.environ.get('BENCH_ONLY', ''),
+                        help='comma-separated sections to run: adhoc, exit, transfer, concurrency, role, fleet, '
+                             'memory, peer (default: all)')
     parser.add_argument('--transfer-worker', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--measure-memory', metavar='LOG', help=argparse.SUPPRESS)
+    parser.add_argument('command', nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure_memory:
+        command = args.command[1:] if args.command[:1] == ['--'] else args.command
+        return measure_memory(args.measure_memory, command) if command else 2
     if os.environ.get('GUESTSIM_CA_FILE'):
         # Measure the path users should run: certificates verified, against the simulator's CA.
         os.environ.update(SSL_CERT_FILE=os.environ['GUESTSIM_CA_FILE'], VMWARE_VALIDATE_CERTS='true')
@@ -222,20 +787,70 @@ def main():
         transfer_worker(args.transfer_worker)
         return 0
 
-    rows = []
-    rows += bench_adhoc()
-    client = Client()
-    try:
-        rows += bench_exit_detection(client)
-    finally:
-        client.close()
-    rows += bench_transfer(args.size_mib)
-    rows += bench_concurrency()
+    only = set(filter(None, args.only.split(',')))
 
-    width = max(len(row['name']) for row in rows)
-    for row in rows:
-        print('%-*s %10.3f %-13s target %-8s %s' % (width, row['name'], row['value'], row['unit'], row['target'],
-                                                    'ok' if row['ok'] else 'MISSED'))
+    def wanted(name):
+        return not only or name in only
+
+    started = time.monotonic()
+    rows, notes = [], []
+    if wanted('adhoc'):
+        section(rows, ['adhoc_guest_exec_wall'], bench_adhoc)
+    if wanted('exit'):
+        section(rows, ['exit_detection'], exit_detection_section)
+    if wanted('transfer'):
+        section(rows, ['transfer'], bench_transfer, args.size_mib)
+    if wanted('concurrency'):
+        section(rows, ['concurrent_clients_wall'], bench_concurrency)
+
+    scratch = tempfile.mkdtemp(prefix='bench-', dir=os.path.join(ROOT, 'build'))
+    fleet_sim = None
+    try:
+        runner = Runner(scratch)
+        main_sim = Simulator.from_environment()
+        if main_sim.ca_file:
+            notes.append('our modules and the peer verify certificates against the simulator CA (SSL_CERT_FILE, '
+                         'VMWARE_VALIDATE_CERTS=true; community.vmware loads it through load_default_certs)')
+        peer_ready = os.path.exists(runner.command('ansible-playbook', peer=True))
+        if peer_ready:
+            notes.append('peer: %s from %s, with only its own collections' % (peer_versions(), PEER_VENV))
+        else:
+            notes.append('no peer environment at %s: run `make peer` (or `make bench`, which creates it)' % PEER_VENV)
+        if wanted('role'):
+            section(rows, ['role_vs_adhoc_wall_ratio'], bench_role_vs_adhoc, runner, main_sim)
+        if wanted('memory'):
+            section(rows, ['output_memory_growth_5_to_50mb'], bench_output_memory, runner, main_sim)
+        if wanted('peer'):
+            if peer_ready:
+                section(rows, ['peer_tools_info'], bench_peer_tools_info, runner, main_sim)
+            else:
+                rows += failed_rows(['peer_tools_info'], 'no peer environment')
+        if wanted('fleet'):
+            names = ['fleet_role_vs_peer_ratio', 'fleet_exec_vs_peer_ratio']
+            if not peer_ready:
+                rows += failed_rows(names, 'no peer environment')
+            else:
+                try:
+                    if set(FLEET_VMS) <= main_sim.vm_names():
+                        fleet_sim = main_sim
+                        notes.append('fleet: BENCH_VM00..19 of the simulator `make bench` started')
+                    else:
+                        fleet_sim = Simulator.start(FLEET_INVENTORY)
+                        notes.append('fleet: a second simulator with %s (the first one has no BENCH_VM*; '
+                                     'GUESTSIM_ARGS is not honoured by .ci/with-simulator)'
+                                     % os.path.relpath(FLEET_INVENTORY, ROOT))
+                    # The fleet runs last and gets what is left of the run's time budget.
+                    budget = max(0.0, min(300.0, TOTAL_BUDGET - (time.monotonic() - started)))
+                    section(rows, names, bench_fleets, runner, fleet_sim, 5, budget)
+                except Exception as exc:  # pylint: disable=broad-exception-caught
+                    rows += failed_rows(names, exc)
+    finally:
+        if fleet_sim is not None:
+            fleet_sim.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    notes.append('total bench time %.0f s on %d CPU(s)' % (time.monotonic() - started, os.cpu_count() or 0))
+    print_tables(rows, notes)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, 'w', encoding='utf-8') as handle:
         json.dump(rows, handle, indent=2)
@@ -245,6 +860,14 @@ def main():
         return 1
     print('all %d benchmark targets met (details in %s)' % (len(rows), args.json))
     return 0
+
+
+def exit_detection_section():
+    client = Client()
+    try:
+        return bench_exit_detection(client)
+    finally:
+        client.close()
 
 
 if __name__ == '__main__':
