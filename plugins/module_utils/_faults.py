@@ -79,7 +79,7 @@ def network_problem(exc, host, port):
                 % (where, getattr(exc, 'reason', None) or exc))
     if isinstance(exc, ConnectionRefusedError):
         return ("the connection to %s was refused: nothing listens there. Check hostname and port "
-                "(VMWARE_HOST/VMWARE_PORT)." % where)
+                "(VMWARE_HOST/VMWARE_PORT), or whether vCenter is restarting." % where)
     if isinstance(exc, socket.gaierror):
         return ("the host name '%s' cannot be resolved (%s). Check hostname." % (host, exc.strerror or exc))
     if isinstance(exc, (socket.timeout, TimeoutError)):

@@ -417,10 +417,12 @@ class GuestClient(object):
                                "Trust its CA, or set validate_certs=false for a lab." % (host, scrub(_reason(exc))),
                                fault=exc, retryable=False)
         if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)) and \
-                not isinstance(exc, requests.exceptions.ChunkedEncodingError):
+                not isinstance(exc, requests.exceptions.ChunkedEncodingError) and not dropped(exc):
+            # Not repeated: a host that cannot be reached is a setting to fix, and every attempt
+            # would leave one more unused transfer URL behind.
             return self._error(step, "the transfer host '%s' cannot be reached (%s). The host running the module "
                                "must reach the ESXi host on that port; set transfer_host to an address it can "
-                               "reach." % (host, scrub(_reason(exc))), fault=exc, retryable=True)
+                               "reach." % (host, scrub(_reason(exc))), fault=exc, retryable=False)
         return self._error(step, "the transfer with '%s' failed (%s)." % (host, scrub(_reason(exc))), fault=exc,
                            retryable=True)
 

@@ -30,6 +30,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._retry import (
     NETWORK,
     SESSION,
     RetryBudget,
+    dropped,
     retry_kind,
 )
 
@@ -380,18 +381,28 @@ class VSphereSession(object):
                 except Exception:
                     self.si = self.content = None
                     _session_cache.forget(self._kept_at)
+        budget = None
         try:
-            self.logins += 1
-            self.si = SmartConnect(**kwargs)
-            self.content = self.si.RetrieveContent()
-        except Exception as exc:
-            if self.si is not None:
-                self.close()
-            self._password = None
-            raise self._connect_error(step, exc)
+            while True:
+                try:
+                    self.logins += 1
+                    self.si = SmartConnect(**kwargs)
+                    self.content = self.si.RetrieveContent()
+                    return self
+                except Exception as exc:
+                    if self.si is not None:
+                        self.close()
+                        self._password = kwargs['pwd']
+                    # A server that drops the connection is restarting; one that refuses it may just
+                    # be the wrong port, which must fail at once.
+                    if dropped(exc) or dropped(getattr(exc, '__context__', None) or exc):
+                        budget = budget or self.retry_budget()
+                        if budget.wait():
+                            continue
+                    self._password = None
+                    raise self._connect_error(step, exc)
         finally:
             kwargs = None
-        return self
 
     def _connect_error(self, step, exc):
         if 'is not a VIM server' in str(exc):

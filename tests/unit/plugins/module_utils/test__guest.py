@@ -426,3 +426,63 @@ def test_transfer_adapter_keeps_requests_bundle_out_of_the_shared_context(verify
     assert conn.cert_reqs == reqs
     assert conn.ca_certs is None and conn.ca_cert_dir is None
     assert context.cert_store_stats() == loaded_before
+
+
+def test_a_broken_download_is_repeated_with_a_new_url_and_starts_over():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://*/guestFile?id=1&token=t', size=6)
+    out = io.BytesIO()
+    with mock.patch.object(requests.Session, 'request', side_effect=[BrokenResponse(), FakeResponse(chunks=[b'abc', b'def'])]):
+        size, digest = client.download_to('/x', out)
+    assert (size, out.getvalue()) == (6, b'abcdef')
+    assert fm.InitiateFileTransferFromGuest.call_count == 2
+
+
+def test_a_download_that_keeps_breaking_says_how_often_it_was_tried():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://*/guestFile?id=1&token=t', size=6)
+    with mock.patch.object(requests.Session, 'request', side_effect=lambda *a, **k: BrokenResponse()):
+        with pytest.raises(VSphereError) as info:
+            client.download_bytes('/x')
+    assert 'Tried 3 times' in info.value.msg and info.value.retryable
+    assert fm.InitiateFileTransferFromGuest.call_count == 3
+
+
+def test_an_unreachable_transfer_host_is_not_tried_again():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://esx9:443/guestFile?id=1&token=t', size=1)
+    refused = requests.exceptions.ConnectionError(ConnectionRefusedError(111, 'Connection refused'))
+    with mock.patch.object(requests.Session, 'request', side_effect=refused):
+        with pytest.raises(VSphereError, match='cannot be reached') as info:
+            client.download_bytes('/x')
+    assert fm.InitiateFileTransferFromGuest.call_count == 1 and info.value.retryable is False
+
+
+def test_a_transfer_that_ends_early_is_not_taken_for_the_whole_file():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://*/guestFile?id=1&token=t', size=10)
+    with mock.patch.object(requests.Session, 'request', side_effect=lambda *a, **k: FakeResponse(chunks=[b'1234'])):
+        with pytest.raises(VSphereError, match='ended after 4 of 10 bytes'):
+            client.download_to('/x', io.BytesIO())
+
+
+def test_start_program_after_a_dropped_connection_adopts_the_program_that_started():
+    client, fm, pm, clock = make_client()
+    pm.StartProgramInGuest.side_effect = ConnectionResetError(104, 'Connection reset by peer')
+    started = proc(77)
+    started.cmdLine = '"/bin/sh" -c wrapper /tmp/ansible-exec-x1-abc-vmware2/stdout'
+    pm.ListProcessesInGuest.return_value = [proc(5), started]
+    spec = mock.Mock(program_path='/bin/sh', arguments='x', working_directory=None, env=None)
+    assert client.start_program(spec, marker='/tmp/ansible-exec-x1-abc-vmware2') == 77
+    assert pm.StartProgramInGuest.call_count == 1
+
+
+def test_start_program_after_a_dropped_connection_starts_again_when_nothing_started():
+    client, fm, pm, clock = make_client()
+    pm.StartProgramInGuest.side_effect = [ConnectionResetError(104, 'reset'), 88]
+    pm.ListProcessesInGuest.return_value = [proc(5)]
+    spec = mock.Mock(program_path='/bin/sh', arguments='x', working_directory=None, env=None)
+    assert client.start_program(spec, marker='/tmp/ansible-exec-x1-abc-vmware2') == 88
+    with pytest.raises(VSphereError):
+        pm.StartProgramInGuest.side_effect = ConnectionResetError(104, 'reset')
+        client.start_program(spec)  # no marker: never repeated
