@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
-import threading
 
 from .inventory import InventoryError
 from .server import DEFAULT_CONTENT_LENGTH_LIMIT, Simulator
@@ -34,7 +34,14 @@ def parse_args(argv=None):
                         help='accept 0-byte PUTs (ESXi answers them with HTTP 500; default: like ESXi)')
     parser.add_argument('--no-noexec-mount', action='store_true',
                         help='emulate the noexec temp root instead of mounting a noexec tmpfs')
-    parser.add_argument('-v', '--verbose', action='store_true', help='log every HTTP request')
+    parser.add_argument('--control-port', type=int, default=0, metavar='N',
+                        help='port of the listener that serves only /guestsim/* and stays up during a simulated '
+                             'vCenter restart; 0 picks a free port (default), -1 turns it off')
+    parser.add_argument('--exclusive-guest-ops', action='store_true',
+                        help='a second guest operation on a VM while one is in flight answers InvalidState, as '
+                             'on vSphere (default: off; POST /guestsim/options turns it on at run time)')
+    parser.add_argument('-v', '--verbose', action='store_true',
+                        help='log every SOAP call (method, VM, result or fault) and HTTP request')
     return parser.parse_args(argv)
 
 
@@ -47,7 +54,9 @@ def main(argv=None) -> int:
             host=args.host, port=args.port, state_dir=args.state_dir, inventory_file=args.inventory,
             retention=args.process_retention, transfer_ttl=args.transfer_ttl,
             content_length_limit=None if args.content_length_limit < 0 else args.content_length_limit,
-            accept_empty_upload=args.accept_empty_upload, allow_noexec_mount=not args.no_noexec_mount)
+            accept_empty_upload=args.accept_empty_upload, allow_noexec_mount=not args.no_noexec_mount,
+            control_port=None if args.control_port < 0 else args.control_port,
+            exclusive_guest_ops=args.exclusive_guest_ops)
     except (InventoryError, OSError) as exc:
         sys.stderr.write('guestsim: %s\n' % exc)
         return 2
@@ -57,18 +66,25 @@ def main(argv=None) -> int:
         sys.stderr.write('guestsim: cannot listen on %s:%d: %s\n' % (args.host, args.port, exc))
         simulator.stop()
         return 2
-    if args.write_cloud_config:
-        simulator.write_cloud_config(args.write_cloud_config)
-    stopping = threading.Event()
+    # The handler only sets a flag and writes a byte to a pipe: nothing that takes a lock, so a
+    # second signal arriving while the first one is being handled cannot deadlock (a handler that
+    # calls threading.Event.set() can: the signal re-enters set() inside the condition's lock).
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    stop_requested = []
 
     def on_signal(signum, frame):
-        del signum, frame
-        if not stopping.is_set():
-            stopping.set()
-            threading.Thread(target=simulator.httpd.shutdown, daemon=True).start()
+        del frame
+        stop_requested.append(signum)
+        try:
+            os.write(wake_write, b'.')
+        except OSError:  # the pipe is full (many signals): one byte is enough to wake the main thread
+            pass
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.write_cloud_config:
+        simulator.write_cloud_config(args.write_cloud_config)
     user, password = next(iter(simulator.users.items()))
     lines = [
         'guestsim listening on %s' % simulator.url,
@@ -76,7 +92,8 @@ def main(argv=None) -> int:
         '  guest login:   root / guestpass (every default VM)',
         '  CA certificate: %s' % simulator.ca_file,
         '  state dir:     %s' % simulator.state_dir,
-        '  state:         %s/guestsim/state' % simulator.base_url,
+        '  state:         %s/guestsim/state' % simulator.control_base_url,
+        '  control:       %s/guestsim (also during a simulated vCenter restart)' % simulator.control_base_url,
     ]
     if args.write_cloud_config:
         lines.append('  cloud config:  %s' % args.write_cloud_config)
@@ -87,10 +104,13 @@ def main(argv=None) -> int:
     sys.stdout.write('\n'.join(lines) + '\n')
     sys.stdout.flush()
     try:
-        simulator.serve_forever()
+        simulator.start()
+        while not stop_requested:
+            os.read(wake_read, 64)  # blocks until a signal handler writes (EINTR is retried, PEP 475)
     finally:
         simulator.stop()
     sys.stdout.write('guestsim stopped\n')
+    sys.stdout.flush()
     return 0
 
 

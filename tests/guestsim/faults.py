@@ -137,6 +137,11 @@ def task_in_progress():
     return vim.fault.TaskInProgress(msg='The virtual machine is busy.')
 
 
+def invalid_state():
+    # The text seen under parallel guest operations (community.vmware#963, #917).
+    return vim.fault.InvalidState(msg='The operation is not allowed in the current state.')
+
+
 # Faults that the fault-injection endpoint can raise by name.
 INJECTABLE = {
     'GuestOperationsUnavailable': guest_operations_unavailable,
@@ -146,6 +151,9 @@ INJECTABLE = {
     'OperationNotSupportedByGuest': operation_not_supported_by_guest,
     'OperationDisabledByGuest': operation_disabled_by_guest,
     'TaskInProgress': task_in_progress,
+    # Declared by every guest method (pyVmomi's type info: GuestOperationsFault, InvalidState,
+    # TaskInProgress[, FileFault]); may_raise() keeps it away from methods that do not declare it.
+    'InvalidState': invalid_state,
     'InvalidPowerState': lambda: invalid_power_state('poweredOff'),
     'NotAuthenticated': not_authenticated,
     'SystemError': lambda: system_error('vix error codes = (1, 0).'),

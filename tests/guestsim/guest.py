@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import random
 import re
@@ -18,8 +19,9 @@ import stat
 import subprocess
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from pyVmomi import vim
 
@@ -27,7 +29,13 @@ from . import faults
 
 LOG = logging.getLogger(__name__)
 
+# systemd's default PATH for services (systemd.exec(5), "Environment variables in spawned processes").
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+GUEST_SHELL = '/bin/bash'
+# open-vm-tools services/plugins/vix/vixTools.c: the 1-second poll of started programs and the
+# 60-second timer that also reaps expired records.
+POLL_SECONDS = 1.0           # SECONDS_BETWEEN_POLL_TEST_FINISHED
+INVALIDATE_SECONDS = 60.0    # SECONDS_BETWEEN_INVALIDATING_PROC_HANDLES
 # ListFilesInGuest returns at most this many entries when maxResults is unset.
 DEFAULT_MAX_RESULTS = 50
 # TerminateProcessInGuest: SIGTERM, wait this long, then SIGKILL (procMgrPosix.c).
@@ -76,7 +84,7 @@ def errno_fault(exc: OSError, path: str):
 
 @dataclass
 class GuestProcess:
-    """One program started through StartProgramInGuest."""
+    """One program started through StartProgramInGuest, and the agent's record of it."""
 
     pid: int
     name: str
@@ -84,10 +92,12 @@ class GuestProcess:
     owner: str
     start_time: datetime
     popen: subprocess.Popen
-    exited: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)    # the OS process has ended
+    exited: threading.Event = field(default_factory=threading.Event)  # the agent has recorded it
     exit_code: int | None = None
     end_time: datetime | None = None
-    ended_at: float | None = None  # monotonic, for retention
+    end_wall: int | None = None  # time(NULL) when the agent recorded the exit
 
     def info(self):
         process = vim.vm.guest.ProcessManager.ProcessInfo(
@@ -125,14 +135,23 @@ def _boot_time() -> float:
 class GuestSystem:
     """Files and processes of one VM's guest operating system."""
 
-    def __init__(self, vm, root: str, retention: float, allow_noexec_mount: bool = True):
+    def __init__(self, vm, root: str, retention: float, allow_noexec_mount: bool = True,
+                 exit_poll_interval: float = POLL_SECONDS):
         self.vm = vm
         self.root = root
         self.tmp_root = os.path.join(root, 'tmp')
         self.home_root = os.path.join(root, 'home')
         self.retention = retention
+        self.exit_poll_interval = exit_poll_interval
         self.lock = threading.RLock()
+        # The agent's records (vixTools.c startedProcessList): pid -> program, running or exited.
         self.processes: dict[int, GuestProcess] = {}
+        # Sessions of every started program still alive (its pid is the session id), kept across
+        # Tools restarts so that the programs and what they leave behind can still be listed and ended.
+        self.sessions: dict[int, GuestProcess] = {}
+        self.agent_pid = 0
+        self._new_agent()
+        self._system = self._system_table()
         self.user_tmp_dirs: dict[str, str] = {}
         self._temp_number = random.randint(10, 5000)
         self.noexec_mounted = False
@@ -184,15 +203,15 @@ class GuestSystem:
         return os.path.join(self.home_root, user)
 
     def environment(self, user: str) -> dict:
-        """The environment a program gets when envVariables is not set (the guest's default)."""
-        return {
-            'HOME': self.home(user),
-            'USER': user,
-            'LOGNAME': user,
-            'SHELL': '/bin/bash',
-            'PATH': DEFAULT_PATH,
-            'LANG': 'C.UTF-8',
-        }
+        """The environment a program gets when envVariables is not set, and what
+        ReadEnvironmentVariableInGuest reads on Linux: vmtoolsd's own service environment after
+        impersonation, which changes only USER, HOME and SHELL ("no $SHELL startup files are run":
+        vgauth/lib/impersonateLinux.c, lib/procMgr/procMgrPosix.c ProcMgrImpersonateUserStart). No
+        LOGNAME, no login PATH."""
+        with self.lock:
+            env = dict(self.agent_env)
+        env.update({'USER': user, 'HOME': self.home(user), 'SHELL': GUEST_SHELL})
+        return env
 
     # --- paths -----------------------------------------------------------------------------------
     def resolve(self, path: str) -> str:
@@ -216,13 +235,16 @@ class GuestSystem:
 
     # --- temporary files ----------------------------------------------------------------------
     def user_tmp_dir(self, user: str) -> str:
-        """The per-user default location, like File_GetSafeRandomTmpDir: <tmp>/vmware-<user>_<pid>-<n>."""
+        """The per-user default location, like File_GetSafeRandomTmpDir: <tmp>/vmware-<user>_<pid>-<n>,
+        with vmtoolsd's pid. The agent caches it in memory (lib/file/fileTempPosix.c FileGetSafeTmpDir),
+        so a new vmtoolsd (Tools restart) makes a new one."""
         with self.lock:
             path = self.user_tmp_dirs.get(user)
             if path and os.path.isdir(path):
                 return path
             while True:
-                path = os.path.join(self.tmp_root, 'vmware-%s_%d-%d' % (user, os.getpid(), random.randint(1, 4294967295)))
+                path = os.path.join(self.tmp_root, 'vmware-%s_%d-%d' % (user, self.agent_pid,
+                                                                         random.randint(1, 4294967295)))
                 try:
                     os.mkdir(path, 0o700)
                     break
@@ -364,8 +386,11 @@ class GuestSystem:
                 raise faults.invalid_argument()
 
     @staticmethod
-    def apply_attributes(path: str, attrs, default_mode: int | None):
-        """Apply GuestFileAttributes (permissions in chmod(2) format, owner, group, times)."""
+    def apply_attributes(path: str, attrs, default_mode: int | None, default_owner: bool = False):
+        """Apply GuestFileAttributes (permissions in chmod(2) format, owner, group, times).
+
+        ``default_owner``: unset owner and group become the guest user's, which is the simulator's own
+        uid and gid (guest users are only logins, see README)."""
         mode = default_mode
         owner = group = None
         mtime = atime = None
@@ -376,6 +401,10 @@ class GuestSystem:
                 if attrs.permissions is not None:
                     mode = attrs.permissions
                 owner, group = attrs.ownerId, attrs.groupId
+        if default_owner:
+            st = os.lstat(path)
+            owner = os.geteuid() if owner is None and st.st_uid != os.geteuid() else owner
+            group = os.getegid() if group is None and st.st_gid != os.getegid() else group
         if mode is not None:
             os.chmod(path, stat.S_IMODE(mode))
         if owner is not None or group is not None:
@@ -531,32 +560,68 @@ class GuestSystem:
         process = GuestProcess(pid=popen.pid, name=os.path.basename(program), cmd_line=command, owner=user,
                                start_time=_utc_seconds(), popen=popen)
         with self.lock:
+            # vixTools records the new program with VixToolsUpdateStartedProgramList, which also
+            # reaps expired records.
+            self._reap_locked()
             self.processes[popen.pid] = process
+            self.sessions[popen.pid] = process
+            if self._invalidator_at is None:
+                self._invalidator_at = time.monotonic() + INVALIDATE_SECONDS
         threading.Thread(target=self._wait, args=(process,), name='guest-wait-%d' % popen.pid, daemon=True).start()
         return popen.pid
 
-    @staticmethod
-    def _wait(process: GuestProcess):
+    def _wait(self, process: GuestProcess):
         code = process.popen.wait()
-        # The agent stores WEXITSTATUS(status) unconditionally, so a program killed by a signal
-        # (for example by TerminateProcessInGuest) is reported with exit code 0 on Linux.
-        process.exit_code = code if code >= 0 else 0
-        process.end_time = _utc_seconds()
-        process.ended_at = time.monotonic()
-        process.exited.set()
+        process.done.set()
+        # vixTools.c VixToolsMonitorStartProgram: a GLib timer of SECONDS_BETWEEN_POLL_TEST_FINISHED
+        # (1 s), armed at the start and re-armed after each check, asks whether the program still
+        # runs; only then are exitCode and endTime = time(NULL) recorded. So they appear at the first
+        # tick after the exit, up to a second late, in whole seconds.
+        poll = self.exit_poll_interval
+        ticks = max(1, math.ceil((time.monotonic() - process.started) / poll)) if poll > 0 else 0
+        delay = process.started + ticks * poll - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        with self.lock:
+            if self.processes.get(process.pid) is process:
+                # The agent stores WEXITSTATUS(status) unconditionally, so a program killed by a signal
+                # (for example by TerminateProcessInGuest) is reported with exit code 0 on Linux.
+                process.exit_code = code if code >= 0 else 0
+                now = time.time()
+                process.end_time = _utc_seconds(now)
+                process.end_wall = int(now)
+                process.exited.set()
+                self._reap_locked()
+            else:
+                # The record is gone (Tools restart, power-off): the new agent never learns the exit.
+                process.exited.set()
+
+    def _reap_locked(self):
+        """vixTools.c VixToolsUpdateStartedProgramList: drop exited records whose endTime is older
+        than VIX_TOOLS_EXITED_PROGRAM_REAP_TIME (5 minutes; ``retention`` here). It runs when a
+        program starts or exits, at every ListProcessesEx, and every
+        SECONDS_BETWEEN_INVALIDATING_PROC_HANDLES (60 s) from a timer."""
+        now = int(time.time())
+        for pid in [p.pid for p in self.processes.values()
+                    if p.end_wall is not None and p.end_wall < now - self.retention]:
+            del self.processes[pid]
 
     def expire(self):
-        """Forget exit codes older than the retention period (5 minutes on real guests)."""
-        now = time.monotonic()
+        """The invalidator timer, run lazily: registered at the first StartProgram, it fires every
+        60 s while records exist (vixTools.c VixToolsRegisterProcHandleInvalidator,
+        VixToolsInvalidateStaleProcHandles). So a record nobody lists is dropped between
+        ``retention`` and ``retention`` + 60 s after the exit (GET /guestsim/state shows it until then)."""
         with self.lock:
-            for pid in [p.pid for p in self.processes.values()
-                        if p.ended_at is not None and now - p.ended_at >= self.retention]:
-                del self.processes[pid]
+            now = time.monotonic()
+            while self._invalidator_at is not None and now >= self._invalidator_at:
+                self._reap_locked()
+                self._invalidator_at = self._invalidator_at + INVALIDATE_SECONDS if self.processes else None
 
-    def _descendants(self) -> dict:
-        """Live processes that belong to sessions of programs this guest started (pid -> start)."""
+    def _scan_sessions(self) -> dict:
+        """Live processes in the sessions of programs this guest started (pid -> (sid, start ticks)),
+        leaders included; sessions with nothing left are forgotten."""
         with self.lock:
-            sessions = {p.pid for p in self.processes.values()}
+            sessions = dict(self.sessions)
         if not sessions:
             return {}
         found = {}
@@ -565,58 +630,111 @@ class GuestSystem:
         except OSError:
             return {}
         for pid in pids:
-            if pid in sessions:
-                continue
             info = _proc_stat(pid)
             if info and info[0] in sessions:
-                found[pid] = info[1]
+                found[pid] = info
+        alive = {sid for sid, _ticks in found.values()}
+        with self.lock:
+            for sid in [sid for sid, proc in self.sessions.items() if sid not in alive and proc.done.is_set()]:
+                del self.sessions[sid]
         return found
 
-    def _other_info(self, pid: int, start_ticks: int, owner: str):
+    def _descendants(self) -> dict:
+        """Live processes of those sessions other than the recorded programs (pid -> start ticks)."""
+        with self.lock:
+            recorded = {pid for pid, proc in self.processes.items() if not proc.done.is_set()}
+        return {pid: info[1] for pid, info in self._scan_sessions().items() if pid not in recorded}
+
+    def _session_owner(self, sid: int) -> str:
+        with self.lock:
+            process = self.sessions.get(sid)
+        return process.owner if process is not None else 'root'
+
+    def _os_info(self, pid: int, start_ticks: int, owner: str):
+        """A process as ProcMgr_ListProcesses (lib/procMgr/procMgrPosix.c) reports it: cmdLine is
+        /proc/<pid>/cmdline with NULs as spaces; name is the basename of argv[0] when argv[0] is an
+        absolute path, else argv[0] as it is ("sshd: root@pts/1"), else the Name: of /proc/<pid>/status."""
         try:
-            with open('/proc/%d/comm' % pid, encoding='utf-8', errors='replace') as handle:
-                name = handle.read().strip()
             with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-                cmd_line = handle.read().replace(b'\0', b' ').decode('utf-8', 'replace').strip()
+                raw = handle.read()
         except OSError:
             return None
+        args = raw.rstrip(b'\0').split(b'\0') if raw else []
+        cmd_line = b' '.join(args).decode('utf-8', 'replace')
+        if args:
+            first = args[0].decode('utf-8', 'replace')
+            name = first.rsplit('/', 1)[-1] if first.startswith('/') else first
+        else:
+            try:
+                with open('/proc/%d/status' % pid, encoding='utf-8', errors='replace') as handle:
+                    name = handle.readline().partition(':')[2].strip()
+            except OSError:
+                name = ''
         started = _boot_time() + start_ticks / os.sysconf('SC_CLK_TCK')
         return vim.vm.guest.ProcessManager.ProcessInfo(
-            name=name, pid=pid, owner=owner, cmdLine=cmd_line or name, startTime=_utc_seconds(started))
+            name=name, pid=pid, owner=owner, cmdLine=cmd_line, startTime=_utc_seconds(started))
+
+    def _os_processes(self) -> dict:
+        """Every process of the guest that is not a StartProgram record: the system processes,
+        then live processes of the sessions of started programs (including programs whose record
+        was lost in a Tools restart)."""
+        with self.lock:
+            recorded = set(self.processes)
+        result = {}
+        for entry in self.system_processes():
+            result[entry.pid] = entry
+        for pid, (sid, ticks) in sorted(self._scan_sessions().items()):
+            if pid in recorded:
+                continue
+            info = self._os_info(pid, ticks, self._session_owner(sid))
+            if info is not None:
+                result[pid] = info  # a real process wins over a system entry with the same pid
+        return result
 
     def list_processes(self, user: str, pids) -> list:
-        self.expire()
+        """vixTools.c VixToolsListProcessesExGenerateData: reap, then the started-program records
+        (global, every user's), then the OS's process list without the pids already reported. On
+        Linux that list covers every user's processes."""
+        del user
         with self.lock:
+            self._reap_locked()
             table = dict(self.processes)
-        others = self._descendants()
+        wanted = list(pids) if pids else None
         result = []
-        wanted = list(pids) if pids else list(table) + [p for p in others if p not in table]
-        for pid in wanted:
-            if pid in table:
-                result.append(table[pid].info())
-            elif pid in others:
-                info = self._other_info(pid, others[pid], user)
-                if info is not None:
-                    result.append(info)
+        if wanted is not None:
+            for pid in wanted:
+                if pid in table:
+                    result.append(table[pid].info())
+            missing = [pid for pid in wanted if pid not in table]
+            if missing:
+                others = self._os_processes()
+                result.extend(others[pid] for pid in missing if pid in others)
+            return result
+        result.extend(process.info() for process in table.values())
+        result.extend(info for pid, info in self._os_processes().items() if pid not in table)
         return result
 
     def terminate(self, pid: int):
-        self.expire()
         with self.lock:
-            process = self.processes.get(pid)
-        if process is not None:
-            if process.exited.is_set():
+            process = self.processes.get(pid) or self.sessions.get(pid)
+        if any(entry.pid == pid for entry in self.system_processes()) and (
+                process is None or process.done.is_set()):
+            # The simulated system processes are not real and cannot be signalled; the agent refuses its
+            # own pid with VIX_E_GUEST_USER_PERMISSIONS (vixTools.c VixToolsKillProcess).
+            raise faults.guest_permission_denied()
+        if process is not None and process.pid == pid:
+            if process.done.is_set():
                 raise faults.guest_process_not_found(pid)
             try:
                 process.popen.send_signal(signal.SIGTERM)
             except OSError:
                 pass
-            if not process.exited.wait(TERMINATE_GRACE):
+            if not process.done.wait(TERMINATE_GRACE):
                 try:
                     process.popen.send_signal(signal.SIGKILL)
                 except OSError:
                     pass
-                process.exited.wait(KILL_WAIT)
+                process.done.wait(KILL_WAIT)
             return
         if pid not in self._descendants():
             raise faults.guest_process_not_found(pid)
@@ -635,8 +753,15 @@ class GuestSystem:
             pass
 
     def running_processes(self) -> list:
+        """The agent's records (running and exited programs)."""
         with self.lock:
             return list(self.processes.values())
+
+    def unrecorded_programs(self) -> list:
+        """Started programs still running whose record a Tools restart wiped out."""
+        with self.lock:
+            return [p for sid, p in self.sessions.items()
+                    if not p.done.is_set() and self.processes.get(sid) is not p]
 
     def end_processes(self, grace: float = 2.0):
         """End every process this guest started, and everything they left behind (SIGTERM, then SIGKILL).
@@ -645,20 +770,20 @@ class GuestSystem:
         its session; it is ended too, so nothing outlives a power-off or the simulator.
         """
         with self.lock:
-            running = [p for p in self.processes.values() if not p.exited.is_set()]
-        leftovers = list(self._descendants())
+            running = [p for p in self.sessions.values() if not p.done.is_set()]
+        leftovers = [pid for pid in self._scan_sessions() if pid not in {p.pid for p in running}]
         self._signal_all(running, leftovers, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for process in running:
-            process.exited.wait(max(0.0, deadline - time.monotonic()))
+            process.done.wait(max(0.0, deadline - time.monotonic()))
         while time.monotonic() < deadline and any(_proc_stat(pid) is not None for pid in leftovers):
             time.sleep(0.05)
-        running = [p for p in running if not p.exited.is_set()]
+        running = [p for p in running if not p.done.is_set()]
         leftovers = [pid for pid in leftovers if _proc_stat(pid) is not None]
         if running or leftovers:
             self._signal_all(running, leftovers, signal.SIGKILL)
             for process in running:
-                process.exited.wait(1.0)
+                process.done.wait(1.0)
 
     @staticmethod
     def _signal_all(running, leftovers, signum):
@@ -683,6 +808,81 @@ class GuestSystem:
         self.end_processes(grace=1.0)
         with self.lock:
             self.processes.clear()
+            self.sessions.clear()
+        self._new_agent()
+
+    def restart_tools(self, end_programs: bool = False):
+        """vmtoolsd stops and starts again: the started-program records live only in its memory
+        (vixTools.c startedProcessList), so they are all gone; running programs keep running and
+        are listed as ordinary processes from then on. ``end_programs`` also ends them, as systemd
+        does when the unit's KillMode is control-group (the default) and the service is restarted."""
+        if end_programs:
+            self.end_processes(grace=1.0)
+        with self.lock:
+            self.processes.clear()
+        self._new_agent()
+
+    # --- the agent and the system processes ----------------------------------------------------
+    def _new_agent(self):
+        """A new vmtoolsd: new pid, new service environment, new invalidator timer."""
+        with self.lock:
+            self.agent_started = _utc_seconds()
+            self._invalidator_at = None
+            self.user_tmp_dirs = {}
+            self.agent_pid = self._free_pid(self.agent_pid + 1 if getattr(self, 'agent_pid', 0) else 700)
+            self.agent_env = {
+                # systemd.exec(5): a system service runs "in a clean environment in which only the
+                # $PATH and $LANG variables are set by default"; newer systemd adds INVOCATION_ID and
+                # JOURNAL_STREAM.
+                'PATH': DEFAULT_PATH,
+                'LANG': 'C.UTF-8',
+                'INVOCATION_ID': uuid.uuid4().hex,
+                'JOURNAL_STREAM': '8:%d' % random.randint(10000, 99999),
+            }
+
+    @staticmethod
+    def _free_pid(start: int) -> int:
+        pid = start
+        while os.path.exists('/proc/%d' % pid):
+            pid += 1
+        return pid
+
+    def system_processes(self) -> list:
+        """Synthetic processes of other owners that a Linux guest runs (ListProcessesInGuest lists
+        every user's processes on Linux: vixTools.c VixToolsListProcessesEx). Names follow
+        ProcMgr_ListProcesses: basename of an absolute argv[0], else argv[0] itself."""
+        if self.vm.power_state != 'poweredOn':
+            return []
+        boot = self.vm.boot_time or _utc_seconds()
+        entries = [(pid, owner, cmd, boot + timedelta(seconds=offset)) for pid, owner, cmd, offset in self._system]
+        if self.vm.tools_running():
+            entries.append((self.agent_pid, 'root', '/usr/bin/vmtoolsd', self.agent_started))
+        result = []
+        for pid, owner, cmd, started in entries:
+            first = cmd.split(' ', 1)[0] if cmd.startswith('/') else cmd
+            name = first.rsplit('/', 1)[-1] if cmd.startswith('/') else cmd
+            result.append(vim.vm.guest.ProcessManager.ProcessInfo(
+                name=name, pid=pid, owner=owner, cmdLine=cmd, startTime=started))
+        return result
+
+    def _system_table(self) -> list:
+        """(pid, owner, cmdLine, seconds after boot) of the synthetic system processes."""
+        table = [(1, 'root', '/sbin/init', 0)]
+        commands = [
+            ('root', '/usr/lib/systemd/systemd-journald', 1),
+            ('messagebus', '/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile '
+                           '--systemd-activation --syslog-only', 2),
+            ('systemd-timesync', '/usr/lib/systemd/systemd-timesyncd', 2),
+            ('root', '/usr/bin/VGAuthService -s', 3),
+            ('root', 'sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups', 3),
+            ('alice', 'sshd: alice@pts/0', 40),
+            ('alice', '-bash', 41),
+        ]
+        pid = 300
+        for owner, cmd, offset in commands:
+            pid = self._free_pid(pid + random.randint(1, 40))
+            table.append((pid, owner, cmd, offset))
+        return table
 
     def strip_exec_if_emulated(self, path: str):
         """Emulated noexec: files in the temp root never keep execute bits (see README)."""

@@ -34,6 +34,26 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+class Lazy:
+    """A property value computed when it is read (see LazyProperties)."""
+
+    __slots__ = ('compute',)
+
+    def __init__(self, compute):
+        self.compute = compute
+
+
+class LazyProperties(dict):
+    """Property name -> value, where Lazy values are computed (once) on first access."""
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        if isinstance(value, Lazy):
+            value = value.compute()
+            super().__setitem__(key, value)
+        return value
+
+
 class Entity:
     """A managed entity of the inventory tree."""
 
@@ -108,6 +128,82 @@ class Datacenter(Entity):
             'hostFolder': self.host_folder.ref(),
             'datastoreFolder': self.datastore_folder.ref(),
             'networkFolder': self.network_folder.ref(),
+            'datastore': [d.ref() for d in self.datastore_folder.child_entities if isinstance(d, Datastore)],
+            'network': [n.ref() for n in self.network_folder.child_entities if isinstance(n, Network)],
+        })
+        return props
+
+    @property
+    def local_datastore(self) -> Datastore:
+        return next(d for d in self.datastore_folder.child_entities if isinstance(d, Datastore))
+
+    @property
+    def vm_network(self) -> Network:
+        return next(n for n in self.network_folder.child_entities if isinstance(n, Network))
+
+
+class Datastore(Entity):
+    """A local datastore mounted on every host of its datacenter, like vcsim's ``LocalDS_0``
+    (govmomi simulator/host_datastore_system.go CreateLocalDatastore and add: type OTHER,
+    LocalDatastoreInfo, read-write mounts, 1 TB per host, defaultDatastoreCapability)."""
+
+    vim_type = vim.Datastore
+
+    def __init__(self, moid, name, parent=None):
+        super().__init__(moid, name, parent)
+        self.hosts: list[HostSystem] = []
+        self.vms: list[VirtualMachine] = []
+        self.uuid = _uuid_for('datastore', moid, '5f')
+        self.url = 'ds:///vmfs/volumes/%s/' % self.uuid
+
+    def capacity(self) -> int:
+        return 1024 ** 4 * max(1, len(self.hosts))
+
+    def free_space(self) -> int:
+        used = sum(vm.committed_bytes() for vm in self.vms)
+        return max(0, self.capacity() - used)
+
+    def properties(self):
+        props = super().properties()
+        free = self.free_space()
+        props.update({
+            'summary': vim.Datastore.Summary(
+                datastore=self.ref(), name=self.name, url=self.url, capacity=self.capacity(), freeSpace=free,
+                uncommitted=0, accessible=True, multipleHostAccess=len(self.hosts) > 1, type='OTHER',
+                maintenanceMode='normal'),
+            'info': vim.host.LocalDatastoreInfo(
+                name=self.name, url=self.url, freeSpace=free, maxFileSize=self.capacity(),
+                maxVirtualDiskCapacity=self.capacity(), maxMemoryFileSize=self.capacity(), timestamp=_now(),
+                path='/vmfs/volumes/%s' % self.uuid),
+            'host': [vim.Datastore.HostMount(key=h.ref(), mountInfo=vim.host.MountInfo(
+                path='/vmfs/volumes/%s' % self.uuid, accessMode='readWrite', mounted=True, accessible=True))
+                for h in self.hosts],
+            'vm': [v.ref() for v in self.vms],
+            'capability': vim.Datastore.Capability(
+                directoryHierarchySupported=True, rawDiskMappingsSupported=False,
+                perFileThinProvisioningSupported=True, storageIORMSupported=False, nativeSnapshotSupported=False,
+                seSparseSupported=False, topLevelDirectoryCreateSupported=True),
+        })
+        return props
+
+
+class Network(Entity):
+    """The standard port group "VM Network" that vcsim's ESX model and its default NIC use
+    (govmomi simulator/esx/host_config_info.go, esx/virtual_device.go EthernetCard)."""
+
+    vim_type = vim.Network
+
+    def __init__(self, moid, name, parent=None):
+        super().__init__(moid, name, parent)
+        self.hosts: list[HostSystem] = []
+        self.vms: list[VirtualMachine] = []
+
+    def properties(self):
+        props = super().properties()
+        props.update({
+            'summary': vim.Network.Summary(network=self.ref(), name=self.name, accessible=True, ipPoolName=''),
+            'host': [h.ref() for h in self.hosts],
+            'vm': [v.ref() for v in self.vms],
         })
         return props
 
@@ -142,6 +238,8 @@ class HostSystem(Entity):
         self.vms: list[VirtualMachine] = []
         self.hardware_uuid = _uuid_for('host', name, '4c')
         self.boot_time = _now()
+        self.datastores: list[Datastore] = []
+        self.networks: list[Network] = []
 
     def children(self):
         return []
@@ -152,6 +250,8 @@ class HostSystem(Entity):
                                        inMaintenanceMode=False, bootTime=self.boot_time)
         props.update({
             'vm': [v.ref() for v in self.vms],
+            'datastore': [d.ref() for d in self.datastores],
+            'network': [n.ref() for n in self.networks],
             'runtime': runtime,
             'summary': vim.host.Summary(
                 host=self.ref(),
@@ -182,9 +282,13 @@ class ComputeResource(Entity):
 
     def properties(self):
         props = super().properties()
+        datastores = {d.moid: d for h in self.hosts for d in h.datastores}
+        networks = {n.moid: n for h in self.hosts for n in h.networks}
         props.update({
             'host': [h.ref() for h in self.hosts],
             'resourcePool': self.resource_pool.ref() if self.resource_pool else None,
+            'datastore': [d.ref() for d in datastores.values()],
+            'network': [n.ref() for n in networks.values()],
         })
         return props
 
@@ -217,8 +321,12 @@ class VirtualMachine(Entity):
         self.ip_address = options.get('ip_address', '')
         self.host_name = options.get('host_name') or name.lower().replace('_', '-')
         self.powered_on_at = time.monotonic() if self.power_state == 'poweredOn' else None
+        # A Tools restart in progress (POST /guestsim/vms/<name>/tools-restart) ends at this monotonic time.
+        self.tools_down_until: float | None = None
         self.boot_time = _now() if self.power_state == 'poweredOn' else None
         self.created = _now()
+        self.datastore: Datastore | None = None  # set by Inventory.add_vm
+        self.network: Network | None = None
 
     # --- power and agent state -------------------------------------------------------------
     def power_on(self):
@@ -231,6 +339,13 @@ class VirtualMachine(Entity):
         self.powered_on_at = None
         self.boot_time = None
 
+    def restart_tools(self, seconds: float):
+        """vmtoolsd restarts: Tools are not running, guest operations unavailable, for ``seconds``."""
+        self.tools_down_until = time.monotonic() + seconds
+
+    def tools_restarting(self) -> bool:
+        return self.tools_down_until is not None and time.monotonic() < self.tools_down_until
+
     def _uptime(self) -> float:
         if self.powered_on_at is None:
             return -1.0
@@ -238,7 +353,7 @@ class VirtualMachine(Entity):
 
     def tools_running(self) -> bool:
         """VMware Tools' service is up (a slow-boot VM starts it halfway through its boot)."""
-        if self.power_state != 'poweredOn' or self.tools != 'running':
+        if self.power_state != 'poweredOn' or self.tools != 'running' or self.tools_restarting():
             return False
         return self._uptime() >= self.ready_delay / 2.0
 
@@ -279,7 +394,165 @@ class VirtualMachine(Entity):
             info.hostName = self.host_name
             if self.ip_address:
                 info.ipAddress = self.ip_address
+            # The NIC as Tools report it (GuestNicInfo), tied to the device by deviceConfigId.
+            info.net = [vim.vm.GuestInfo.NicInfo(
+                network=self.network.name, macAddress=self.mac_address, connected=True, deviceConfigId=4000,
+                ipAddress=[self.ip_address] if self.ip_address else [])]
         return info
+
+    # --- configuration that clients read (vcsim's defaults, see README) --------------------------
+    DISK_BYTES = 10 * 1024 ** 3  # vcsim's model: a 10 GB thin disk1.vmdk on a pvscsi controller
+
+    @property
+    def vm_path_name(self) -> str:
+        return '[%s] %s/%s.vmx' % (self.datastore.name, self.name, self.name)
+
+    @property
+    def directory(self) -> str:
+        return '[%s] %s/' % (self.datastore.name, self.name)
+
+    @property
+    def mac_address(self) -> str:
+        # ESXi-generated MACs: the VMware OUI 00:0c:29 and the last three octets of the VM's UUID
+        # (Broadcom doc quoted in govmomi simulator/virtual_machine.go generateMAC).
+        tail = self.uuid.replace('-', '')[-6:]
+        return '00:0c:29:%s:%s:%s' % (tail[0:2], tail[2:4], tail[4:6])
+
+    def files(self) -> list:
+        """(name, type, size) of the VM's files, as vcsim's layoutEx lists them (vmx, nvram, log, disk
+        descriptor and extent: simulator/virtual_machine.go create, updateDiskLayouts, vdmNames)."""
+        base = self.directory
+        return [
+            (self.vm_path_name, 'config', 2048),
+            ('%s%s.nvram' % (base, self.name), 'nvram', 8684),
+            ('%svmware.log' % base, 'log', 65536 if self.power_state == 'poweredOn' else 32768),
+            ('%sdisk1.vmdk' % base, 'diskDescriptor', 512),
+            ('%sdisk1-flat.vmdk' % base, 'diskExtent', 1024 ** 3),
+        ]
+
+    def committed_bytes(self) -> int:
+        return sum(size for _name, _kind, size in self.files())
+
+    def tools_config(self):
+        """config.tools. The tools.* defaults of a VM exported from vSphere (govmomi
+        ovf/fixtures/.../Ubuntu-12.04.2-64-Server-Tools.ovf: afterPowerOn, afterResume,
+        beforeGuestShutdown, beforeGuestStandby true, syncTimeWithHost false, toolsUpgradePolicy
+        manual); toolsVersion as guest.toolsVersion (12389 = 12.3.5); open-vm-tools installs report
+        guestToolsTypeOpenVMTools."""
+        installed = self.tools != 'not_installed'
+        return vim.vm.ToolsConfigInfo(
+            toolsVersion=12389 if installed else 0,
+            toolsInstallType='guestToolsTypeOpenVMTools' if installed else None,
+            afterPowerOn=True, afterResume=True, beforeGuestStandby=True, beforeGuestShutdown=True,
+            beforeGuestReboot=None, toolsUpgradePolicy='manual', syncTimeWithHostAllowed=True,
+            syncTimeWithHost=False,
+            lastInstallInfo=vim.vm.ToolsConfigInfo.ToolsLastInstallInfo(counter=0))
+
+    def devices(self) -> list:
+        """config.hardware.device: vcsim's default devices (govmomi simulator/esx/virtual_device.go)
+        plus what its model adds to every VM (simulator/model.go addMachine): a pvscsi controller, a
+        CD-ROM on IDE 0, a 10 GB thin disk on the datastore and an e1000 NIC on "VM Network".
+        Keys follow ESXi's numbering (controllers 1000, disks 2000, CD-ROM 3000, NICs 4000)."""
+        dev = vim.vm.device
+        desc = vim.Description
+        on = self.power_state == 'poweredOn'
+
+        def connect():
+            return dev.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True, connected=on,
+                                                 status='ok' if on else 'untried')
+        return [
+            dev.VirtualPCIController(key=100, busNumber=0, device=[500, 12000, 1000, 4000],
+                                     deviceInfo=desc(label='PCI controller 0', summary='PCI controller 0')),
+            dev.VirtualIDEController(key=200, busNumber=0, device=[3000],
+                                     deviceInfo=desc(label='IDE 0', summary='IDE 0')),
+            dev.VirtualIDEController(key=201, busNumber=1, deviceInfo=desc(label='IDE 1', summary='IDE 1')),
+            dev.VirtualPS2Controller(key=300, busNumber=0, device=[600, 700],
+                                     deviceInfo=desc(label='PS2 controller 0', summary='PS2 controller 0')),
+            dev.VirtualSIOController(key=400, busNumber=0,
+                                     deviceInfo=desc(label='SIO controller 0', summary='SIO controller 0')),
+            dev.VirtualKeyboard(key=600, controllerKey=300, unitNumber=0,
+                                deviceInfo=desc(label='Keyboard ', summary='Keyboard')),
+            dev.VirtualPointingDevice(
+                key=700, controllerKey=300, unitNumber=1,
+                backing=dev.VirtualPointingDevice.DeviceBackingInfo(deviceName='', useAutoDetect=False,
+                                                                    hostPointingDevice='autodetect'),
+                deviceInfo=desc(label='Pointing device', summary='Pointing device; Device')),
+            dev.VirtualVideoCard(key=500, controllerKey=100, unitNumber=0, videoRamSizeInKB=4096,
+                                        numDisplays=1, useAutoDetect=False, enable3DSupport=False,
+                                        use3dRenderer='automatic', graphicsMemorySizeInKB=262144,
+                                        deviceInfo=desc(label='Video card ', summary='Video card')),
+            dev.VirtualVMCIDevice(key=12000, controllerKey=100, unitNumber=17, id=-1,
+                                         allowUnrestrictedCommunication=False, filterEnable=True,
+                                         deviceInfo=desc(label='VMCI device', summary='Device on the virtual '
+                                                         'machine PCI bus that provides support for the '
+                                                         'virtual machine communication interface')),
+            dev.ParaVirtualSCSIController(key=1000, busNumber=0, controllerKey=100, unitNumber=3, device=[2000],
+                                          sharedBus='noSharing', hotAddRemove=True, scsiCtlrUnitNumber=7,
+                                          deviceInfo=desc(label='SCSI controller 0',
+                                                          summary='VMware paravirtual SCSI')),
+            dev.VirtualCdrom(key=3000, controllerKey=200, unitNumber=0,
+                             backing=dev.VirtualCdrom.RemotePassthroughBackingInfo(deviceName='', exclusive=False,
+                                                                                    useAutoDetect=False),
+                             connectable=dev.VirtualDevice.ConnectInfo(startConnected=False, allowGuestControl=True,
+                                                                       connected=False, status='untried'),
+                             deviceInfo=desc(label='CD/DVD drive 1', summary='Remote device')),
+            dev.VirtualDisk(key=2000, controllerKey=1000, unitNumber=0, capacityInKB=self.DISK_BYTES // 1024,
+                            capacityInBytes=self.DISK_BYTES,
+                            backing=dev.VirtualDisk.FlatVer2BackingInfo(
+                                fileName='%sdisk1.vmdk' % self.directory, datastore=self.datastore.ref(),
+                                diskMode='persistent', thinProvisioned=True,
+                                uuid=_uuid_for('disk', self.moid, '60')),
+                            storageIOAllocation=vim.StorageResourceManager.IOAllocationInfo(limit=-1),
+                            deviceInfo=desc(label='Hard disk 1', summary='10,485,760 KB')),
+            dev.VirtualE1000(key=4000, controllerKey=100, unitNumber=7, addressType='generated',
+                             macAddress=self.mac_address, wakeOnLanEnabled=True,
+                             backing=dev.VirtualEthernetCard.NetworkBackingInfo(
+                                 deviceName=self.network.name, network=self.network.ref(), useAutoDetect=False,
+                                 inPassthroughMode=False),
+                             connectable=connect(),
+                             slotInfo=dev.VirtualDevice.PciBusSlotInfo(pciSlotNumber=32),
+                             deviceInfo=desc(label='Network adapter 1', summary=self.network.name)),
+        ]
+
+    def layout_ex(self):
+        files = [vim.vm.FileLayoutEx.FileInfo(key=key, name=name, type=kind, size=size, uniqueSize=size,
+                                              accessible=True, backingObjectId='')
+                 for key, (name, kind, size) in enumerate(self.files())]
+        disk_keys = [key for key, (_n, kind, _s) in enumerate(self.files()) if kind.startswith('disk')]
+        return vim.vm.FileLayoutEx(
+            file=files,
+            disk=[vim.vm.FileLayoutEx.DiskLayout(key=2000, chain=[vim.vm.FileLayoutEx.DiskUnit(fileKey=disk_keys)])],
+            timestamp=self.created)
+
+    def layout(self):
+        names = self.files()
+        return vim.vm.FileLayout(
+            configFile=[n.split('] ', 1)[1] for n, kind, _s in names if kind == 'nvram'],
+            logFile=[n.split('] ', 1)[1] for n, kind, _s in names if kind == 'log'],
+            disk=[vim.vm.FileLayout.DiskLayout(key=2000, diskFile=['%sdisk1.vmdk' % self.directory])])
+
+    def storage_usage(self):
+        """(committed, uncommitted, unshared) as vcsim's updateStorage computes them."""
+        committed = self.committed_bytes()
+        unshared = sum(size for name, _kind, size in self.files() if name.endswith('.vmdk'))
+        uncommitted = max(0, self.DISK_BYTES - committed)
+        return committed, uncommitted, unshared
+
+    def storage_info(self):
+        committed, uncommitted, unshared = self.storage_usage()
+        return vim.vm.StorageInfo(
+            perDatastoreUsage=[vim.vm.StorageInfo.UsageOnDatastore(
+                datastore=self.datastore.ref(), committed=committed, uncommitted=uncommitted, unshared=unshared)],
+            timestamp=self.created)
+
+    @staticmethod
+    def capability():
+        """vcsim leaves VirtualMachineCapability at its zero values except changeTrackingSupported,
+        true for a VM with a FlatVer2 disk (simulator/virtual_machine.go changeTrackingSupported)."""
+        values = {p.name: False for p in vim.vm.Capability._GetPropertyList()  # pylint: disable=protected-access
+                  if p.type is bool}
+        values['changeTrackingSupported'] = True
+        return vim.vm.Capability(**values)
 
     def config_info(self):
         return vim.vm.ConfigInfo(
@@ -293,10 +566,14 @@ class VirtualMachine(Entity):
             template=False,
             guestId=self.guest_id,
             alternateGuestName='',
-            files=vim.vm.FileInfo(vmPathName='[LocalDS_0] %s/%s.vmx' % (self.name, self.name)),
+            files=vim.vm.FileInfo(vmPathName=self.vm_path_name, snapshotDirectory=self.directory,
+                                  suspendDirectory=self.directory, logDirectory=self.directory),
             flags=vim.vm.FlagInfo(),
             defaultPowerOps=vim.vm.DefaultPowerOpInfo(),
-            hardware=vim.vm.VirtualHardware(numCPU=1, memoryMB=1024),
+            hardware=vim.vm.VirtualHardware(numCPU=1, numCoresPerSocket=1, memoryMB=1024, device=self.devices()),
+            tools=self.tools_config(),
+            firmware='bios',
+            createDate=self.created,
         )
 
     def runtime_info(self):
@@ -313,31 +590,44 @@ class VirtualMachine(Entity):
             consolidationNeeded=False,
         )
 
-    def properties(self):
-        props = super().properties()
+    def summary(self):
         guest = self.guest_info()
-        runtime = self.runtime_info()
         heartbeat = 'green' if self.tools_running() else 'gray'
+        committed, uncommitted, unshared = self.storage_usage()
+        return vim.vm.Summary(
+            vm=self.ref(),
+            runtime=self.runtime_info(),
+            guest=vim.vm.Summary.GuestSummary(
+                guestId=guest.guestId, guestFullName=guest.guestFullName,
+                toolsStatus=guest.toolsStatus, toolsVersionStatus=guest.toolsVersionStatus,
+                toolsVersionStatus2=guest.toolsVersionStatus2, toolsRunningStatus=guest.toolsRunningStatus,
+                hostName=guest.hostName, ipAddress=guest.ipAddress),
+            config=vim.vm.Summary.ConfigSummary(
+                name=self.name, template=False, vmPathName=self.vm_path_name,
+                memorySizeMB=1024, numCpu=1, numEthernetCards=1, numVirtualDisks=1, uuid=self.uuid,
+                instanceUuid=self.instance_uuid, guestId=self.guest_id, guestFullName=self.guest_full_name),
+            storage=vim.vm.Summary.StorageSummary(committed=committed, uncommitted=uncommitted,
+                                                  unshared=unshared, timestamp=self.created),
+            quickStats=vim.vm.Summary.QuickStats(guestHeartbeatStatus=heartbeat),
+            overallStatus='green')
+
+    def properties(self):
+        # Built on access: a property read (Fetch, or one path of a PropertyCollector call) asks for
+        # one property, and the device list or layoutEx are too costly to build for every read.
+        props = LazyProperties(super().properties())
         props.update({
-            'config': self.config_info(),
-            'runtime': runtime,
-            'guest': guest,
-            'guestHeartbeatStatus': heartbeat,
-            'resourcePool': self.pool.ref(),
-            'summary': vim.vm.Summary(
-                vm=self.ref(),
-                runtime=runtime,
-                guest=vim.vm.Summary.GuestSummary(
-                    guestId=guest.guestId, guestFullName=guest.guestFullName,
-                    toolsStatus=guest.toolsStatus, toolsVersionStatus=guest.toolsVersionStatus,
-                    toolsVersionStatus2=guest.toolsVersionStatus2, toolsRunningStatus=guest.toolsRunningStatus,
-                    hostName=guest.hostName, ipAddress=guest.ipAddress),
-                config=vim.vm.Summary.ConfigSummary(
-                    name=self.name, template=False, vmPathName='[LocalDS_0] %s/%s.vmx' % (self.name, self.name),
-                    memorySizeMB=1024, numCpu=1, uuid=self.uuid, instanceUuid=self.instance_uuid,
-                    guestId=self.guest_id, guestFullName=self.guest_full_name),
-                quickStats=vim.vm.Summary.QuickStats(guestHeartbeatStatus=heartbeat),
-                overallStatus='green'),
+            'config': Lazy(self.config_info),
+            'runtime': Lazy(self.runtime_info),
+            'guest': Lazy(self.guest_info),
+            'datastore': Lazy(lambda: [self.datastore.ref()]),
+            'network': Lazy(lambda: [self.network.ref()]),
+            'capability': Lazy(self.capability),
+            'storage': Lazy(self.storage_info),
+            'layoutEx': Lazy(self.layout_ex),
+            'layout': Lazy(self.layout),
+            'guestHeartbeatStatus': Lazy(lambda: 'green' if self.tools_running() else 'gray'),
+            'resourcePool': Lazy(self.pool.ref),
+            'summary': Lazy(self.summary),
         })
         return props
 
@@ -372,7 +662,17 @@ class Inventory:
         for folder in folders:
             self._register(folder)
         self.root.add(self._register(datacenter))
+        # vcsim's model: one local datastore per datacenter (LocalDS_0), and the "VM Network" port group.
+        datacenter.datastore_folder.add(self._register(Datastore(self._next('datastore-'), 'LocalDS_0')))
+        datacenter.network_folder.add(self._register(Network(self._next('network-'), 'VM Network')))
         return datacenter
+
+    def _attach_host(self, datacenter: Datacenter, host: HostSystem):
+        datastore, network = datacenter.local_datastore, datacenter.vm_network
+        host.datastores.append(datastore)
+        host.networks.append(network)
+        datastore.hosts.append(host)
+        network.hosts.append(host)
 
     def datacenter(self, name: str) -> Datacenter:
         for entity in self.root.child_entities:
@@ -400,13 +700,16 @@ class Inventory:
         compute = datacenter.host_folder.add(self._register(ComputeResource(self._next('domain-s'), name)))
         host = self._register(HostSystem(self._next('host-'), name, compute))
         compute.hosts.append(host)
+        self._attach_host(datacenter, host)
         self._add_pool(compute)
         return host
 
     def add_cluster(self, datacenter: Datacenter, name: str, host_names) -> ClusterComputeResource:
         cluster = datacenter.host_folder.add(self._register(ClusterComputeResource(self._next('domain-c'), name)))
         for host_name in host_names:
-            cluster.hosts.append(self._register(HostSystem(self._next('host-'), host_name, cluster)))
+            host = self._register(HostSystem(self._next('host-'), host_name, cluster))
+            cluster.hosts.append(host)
+            self._attach_host(datacenter, host)
         self._add_pool(cluster)
         return cluster
 
@@ -437,6 +740,10 @@ class Inventory:
         vm = self._register(VirtualMachine(self._next('vm-'), name, target_host, pool, **options))
         self.add_vm_folder(datacenter, folder).add(vm)
         vm.datacenter = datacenter
+        vm.datastore = datacenter.local_datastore
+        vm.network = datacenter.vm_network
+        vm.datastore.vms.append(vm)
+        vm.network.vms.append(vm)
         target_host.vms.append(vm)
         pool.vms.append(vm)
         return vm

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from . import soap
 from .faultrules import FaultRule, RuleError
 from .inventory import default_inventory, load_inventory
-from .service import DEFAULT_RETENTION, DEFAULT_USERS, Service
+from .service import DEFAULT_RETENTION, DEFAULT_USERS, EXIT_POLL_INTERVAL, Service
 from .sessions import set_cookie_header
 from .tls import Certificates
 from .transfers import TicketError
@@ -42,18 +42,42 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address, handler, ssl_context, simulator):
+    def __init__(self, address, handler, ssl_context, simulator, control_only: bool = False):
         if ':' in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
         self.ssl_context = ssl_context
         self.simulator = simulator
+        # The control listener serves only /guestsim/*, so that tests reach it while "vCenter" is down.
+        self.control_only = control_only
+        self._connections_lock = threading.Lock()
+        self.connections: set = set()
 
     def get_request(self):
         sock, addr = super().get_request()
         # Headers and body go out in separate writes; without this, Nagle plus delayed ACKs cost ~40 ms a call.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+        wrapped = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._connections_lock:
+            self.connections.add(wrapped)
+        return wrapped, addr
+
+    def shutdown_request(self, request):
+        with self._connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self, keep=None):
+        """Cut every open connection (keep-alive ones included) except ``keep``, as a dying vpxd does."""
+        with self._connections_lock:
+            victims = [c for c in self.connections if c is not keep]
+        for conn in victims:
+            try:
+                # The plain socket's shutdown: the handler thread blocked in a TLS read then sees EOF.
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(victims)
 
     def handle_error(self, request, client_address):
         LOG.debug('connection from %s ended with an error', client_address, exc_info=True)
@@ -128,8 +152,18 @@ class Handler(BaseHTTPRequestHandler):
             return False
 
     # --- verbs ------------------------------------------------------------------------------------
+    def _control_only(self, path: str) -> bool:
+        """On the control listener everything but /guestsim/* is 404."""
+        if self.server.control_only and not path.startswith('/guestsim/'):
+            self._discard_body()
+            self._send(404, b'Not Found')
+            return True
+        return False
+
     def do_GET(self):  # noqa: N802 (http.server naming)
         path, query = self._route()
+        if self._control_only(path):
+            return
         if path == '/sdk/vimServiceVersions.xml':
             self._send(200, soap.service_versions_xml(), 'text/xml; charset=utf-8')
         elif path == '/guestFile':
@@ -141,6 +175,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 (http.server naming)
         path, _query = self._route()
+        if self._control_only(path):
+            return
         if path == '/sdk':
             self._soap()
         elif path.startswith('/guestsim/'):
@@ -151,6 +187,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self):  # noqa: N802 (http.server naming)
         path, query = self._route()
+        if self._control_only(path):
+            return
         if path == '/guestFile':
             self._upload(query)
         else:
@@ -235,7 +273,6 @@ class Handler(BaseHTTPRequestHandler):
             self._discard_body()
             self._send(500, b'Internal Server Error')
             return False
-        existed = os.path.exists(ticket.path)
         try:
             fd = os.open(ticket.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError:
@@ -260,7 +297,11 @@ class Handler(BaseHTTPRequestHandler):
                 remaining -= len(chunk)
         guest = ticket.guest
         try:
-            guest.apply_attributes(ticket.path, ticket.attributes, None if existed else 0o644)
+            # GuestPosixFileAttributes doc: without permissions "the file will be created with 0644
+            # permissions", owner and group default to the guest user; "when transferring a file into the
+            # guest and overwriting an existing file, the old file attributes are not preserved" (vSphere
+            # Automation API, guest filesystem transfers). So an overwrite gets the same defaults.
+            guest.apply_attributes(ticket.path, ticket.attributes, 0o644, default_owner=True)
             guest.strip_exec_if_emulated(ticket.path)
         except OSError:
             self._send(500, b'Internal Server Error')
@@ -338,6 +379,12 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {'reset': True})
         elif parts == ['faults']:
             self._faults(verb, body)
+        elif parts == ['options'] and verb in ('GET', 'POST'):
+            self._options(verb, body)
+        elif verb == 'POST' and parts == ['vcenter', 'restart']:
+            self._vcenter_restart(body)
+        elif verb == 'POST' and len(parts) == 3 and parts[0] == 'vms' and parts[2] == 'tools-restart':
+            self._tools_restart(urllib.parse.unquote(parts[1]), body)
         elif verb == 'POST' and len(parts) == 3 and parts[0] == 'vms' and parts[2] in ('power-on', 'power-off'):
             name = urllib.parse.unquote(parts[1])
             machines = service.power(name, parts[2] == 'power-on')
@@ -348,6 +395,65 @@ class Handler(BaseHTTPRequestHandler):
                                          for vm in machines]})
         else:
             self._json(404, {'error': 'unknown endpoint %s %s' % (verb, path)})
+
+    @staticmethod
+    def _json_object(body: bytes) -> dict:
+        data = json.loads(body or b'{}')
+        if not isinstance(data, dict):
+            raise ValueError('the body is a JSON object')
+        return data
+
+    @staticmethod
+    def _seconds(data: dict, default: float) -> float:
+        value = data.get('seconds', default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+            raise ValueError('seconds is a number from 0 to 3600')
+        return float(value)
+
+    def _options(self, verb: str, body: bytes):
+        service = self.simulator.service
+        if verb == 'POST':
+            try:
+                service.set_options(self._json_object(body))
+            except (ValueError, TypeError) as exc:
+                self._json(400, {'error': str(exc)})
+                return
+        self._json(200, {'options': service.options_snapshot()})
+
+    def _vcenter_restart(self, body: bytes):
+        try:
+            seconds = self._seconds(self._json_object(body), 10.0)
+        except (ValueError, TypeError) as exc:
+            self._json(400, {'error': str(exc)})
+            return
+        on_main_port = not self.server.control_only
+        result = self.simulator.restart_vcenter(seconds, keep=self.connection if on_main_port else None)
+        if on_main_port:
+            # This connection belongs to the vCenter that is going down: answer, then close it.
+            self.close_connection = True
+        self._json(200, result)
+
+    def _tools_restart(self, name: str, body: bytes):
+        service = self.simulator.service
+        try:
+            data = self._json_object(body)
+            seconds = self._seconds(data, 5.0)
+            end_programs = data.get('end_programs', False)
+            if not isinstance(end_programs, bool) or set(data) - {'seconds', 'end_programs'}:
+                raise ValueError('the body is {"seconds": N, "end_programs": false}')
+        except (ValueError, TypeError) as exc:
+            self._json(400, {'error': str(exc)})
+            return
+        if not service.vms_named(name):
+            self._json(404, {'error': 'no VM named %s' % name})
+            return
+        try:
+            restarted = service.restart_tools(name, seconds, end_programs)
+        except ValueError as exc:
+            self._json(409, {'error': str(exc)})
+            return
+        self._json(200, {'vms': [{'name': vm.name, 'moid': vm.moid, 'seconds': seconds, 'records_dropped': dropped,
+                                  'end_programs': end_programs} for vm, dropped in restarted]})
 
     def _faults(self, verb: str, body: bytes):
         rules = self.simulator.service.rules
@@ -370,15 +476,22 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Simulator:
-    """The whole simulator: state directory, TLS, service and HTTPS server."""
+    """The whole simulator: state directory, TLS, service and HTTPS server.
+
+    Two listeners: the main one (``port``) serves ``/sdk``, ``/guestFile`` and ``/guestsim/*``; the
+    control listener (``control_port``, a free port unless given; ``None`` turns it off) serves only
+    ``/guestsim/*`` and stays up while a simulated vCenter restart has closed the main one.
+    """
 
     def __init__(self, host: str = '127.0.0.1', port: int = 8989, state_dir: str | None = None,
                  inventory_file: str | None = None, inventory=None, retention: float = DEFAULT_RETENTION,
                  transfer_ttl: float | None = None, session_timeout: float | None = None, users=None,
                  content_length_limit: int | None = DEFAULT_CONTENT_LENGTH_LIMIT, accept_empty_upload: bool = False,
-                 allow_noexec_mount: bool = True):
+                 allow_noexec_mount: bool = True, control_port: int | None = 0, exclusive_guest_ops: bool = False,
+                 exit_poll_interval: float = EXIT_POLL_INTERVAL):
         self.host = host
         self.requested_port = port
+        self.requested_control_port = control_port
         self._own_state_dir = state_dir is None
         self.state_dir = os.path.abspath(state_dir or tempfile.mkdtemp(prefix='guestsim-'))
         os.makedirs(self.state_dir, exist_ok=True)
@@ -387,14 +500,25 @@ class Simulator:
         self.users = dict(users or DEFAULT_USERS)
         self.service = Service(self.state_dir, inventory, users=self.users, retention=retention,
                                transfer_ttl=transfer_ttl, session_timeout=session_timeout,
-                               allow_noexec_mount=allow_noexec_mount)
+                               allow_noexec_mount=allow_noexec_mount, exclusive_guest_ops=exclusive_guest_ops,
+                               exit_poll_interval=exit_poll_interval)
         self.content_length_limit = content_length_limit
         self.accept_empty_upload = accept_empty_upload
         self.certificates = Certificates(self.state_dir, hosts=(host,))
         self.httpd: SimulatorHTTPServer | None = None
+        self.control_httpd: SimulatorHTTPServer | None = None
+        self._port: int | None = None
         self._thread: threading.Thread | None = None
+        self._control_thread: threading.Thread | None = None
+        self._serving = False
         self._stopped = False
+        self._stopped_event = threading.Event()
         self._lock = threading.Lock()
+        # vCenter restart (outage) state, guarded by _listener_lock.
+        self._listener_lock = threading.RLock()
+        self._outage_until: float | None = None
+        self._reopen_timer: threading.Timer | None = None
+        self.service.vcenter_status = self.vcenter_status
 
     @property
     def ca_file(self) -> str:
@@ -402,7 +526,13 @@ class Simulator:
 
     @property
     def port(self) -> int:
+        if self._port is not None:
+            return self._port
         return self.httpd.server_address[1] if self.httpd else self.requested_port
+
+    @property
+    def control_port(self) -> int | None:
+        return self.control_httpd.server_address[1] if self.control_httpd else None
 
     @property
     def client_host(self) -> str:
@@ -413,36 +543,125 @@ class Simulator:
             return '::1'
         return self.host
 
+    def _url_for(self, port: int) -> str:
+        host = '[%s]' % self.client_host if ':' in self.client_host else self.client_host
+        return 'https://%s:%d' % (host, port)
+
     @property
     def url(self) -> str:
-        host = '[%s]' % self.client_host if ':' in self.client_host else self.client_host
-        return 'https://%s:%d/sdk' % (host, self.port)
+        return self._url_for(self.port) + '/sdk'
 
     @property
     def base_url(self) -> str:
         return self.url[:-len('/sdk')]
 
+    @property
+    def control_base_url(self) -> str:
+        """Where /guestsim/* is always reachable: the control listener, else the main port."""
+        port = self.control_port
+        return self._url_for(port) if port else self.base_url
+
+    def _new_httpd(self, port: int, control_only: bool = False) -> SimulatorHTTPServer:
+        return SimulatorHTTPServer((self.host, port), Handler, self.certificates.server_context(), self,
+                                   control_only=control_only)
+
     def bind(self):
-        self.httpd = SimulatorHTTPServer((self.host, self.requested_port), Handler,
-                                         self.certificates.server_context(), self)
-        self.service.port = self.port
+        self.httpd = self._new_httpd(self.requested_port)
+        self._port = self.httpd.server_address[1]
+        self.service.port = self._port
+        if self.requested_control_port is not None:
+            try:
+                self.control_httpd = self._new_httpd(self.requested_control_port, control_only=True)
+            except OSError:
+                self.httpd.server_close()
+                self.httpd = None
+                raise
         # Guest processes and noexec mounts must not outlive the simulator, even without stop().
         atexit.register(self.stop)
         return self
 
+    def _serve(self, httpd: SimulatorHTTPServer, name: str) -> threading.Thread:
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.2}, name=name, daemon=True)
+        thread.start()
+        return thread
+
     def start(self):
-        """Serve in a background thread (in-process use)."""
+        """Serve in background threads (in-process use)."""
         if self.httpd is None:
             self.bind()
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.2},
-                                        name='guestsim-http', daemon=True)
-        self._thread.start()
+        with self._listener_lock:
+            self._serving = True
+            self._thread = self._serve(self.httpd, 'guestsim-http')
+            if self.control_httpd is not None:
+                self._control_thread = self._serve(self.control_httpd, 'guestsim-control')
         return self
 
     def serve_forever(self):
-        if self.httpd is None:
-            self.bind()
-        self.httpd.serve_forever(poll_interval=0.2)
+        """Serve until stop() is called from another thread (kept for callers of the old API)."""
+        self.start()
+        self._stopped_event.wait()
+
+    # --- vCenter restart ------------------------------------------------------------------------
+    def vcenter_status(self) -> dict:
+        with self._listener_lock:
+            until = self._outage_until
+        left = max(0.0, until - time.monotonic()) if until is not None else 0.0
+        return {'available': until is None, 'restart_seconds_left': round(left, 1)}
+
+    def restart_vcenter(self, seconds: float, keep=None) -> dict:
+        """Simulate a vpxd restart: every session ends, the main port refuses connections for
+        ``seconds`` (ECONNREFUSED: the listening socket is closed) and open connections are cut.
+        Guests, their processes and records, transfer URLs (issued by the ESXi host) and fault
+        rules are untouched. A restart during an outage starts its count again. Returns the JSON answer."""
+        with self._listener_lock:
+            if self._stopped:
+                raise RuntimeError('the simulator is stopped')
+            dropped_sessions = self.service.drop_all_sessions()
+            httpd = self.httpd
+            cut = 0
+            if httpd is not None:
+                httpd.shutdown()        # ends serve_forever; waits at most one poll interval
+                httpd.server_close()    # closes the listening socket: new connections are refused
+                cut = httpd.drop_connections(keep=keep)
+                self.httpd = None
+                if self._thread is not None:
+                    self._thread.join(timeout=10)
+                    self._thread = None
+            # A restart during an outage starts the count again (``seconds`` 0 ends the outage now).
+            self._outage_until = time.monotonic() + seconds
+            if self._reopen_timer is not None:
+                self._reopen_timer.cancel()
+            self._reopen_timer = threading.Timer(max(0.0, self._outage_until - time.monotonic()), self._reopen)
+            self._reopen_timer.daemon = True
+            self._reopen_timer.start()
+        LOG.warning('vCenter restart: %d session(s) dropped, %d connection(s) cut, port %d closed for %.1f s',
+                    dropped_sessions, cut, self.port, seconds)
+        return {'restarting': True, 'seconds': seconds, 'port': self.port, 'sessions_dropped': dropped_sessions,
+                'connections_dropped': cut}
+
+    def _reopen(self):
+        """Bind the main port again (retrying for a while if the address is busy)."""
+        deadline = time.monotonic() + 30
+        while True:
+            with self._listener_lock:
+                if self._stopped or self.httpd is not None:
+                    return
+                if self._outage_until is not None and time.monotonic() < self._outage_until - 0.01:
+                    return  # extended by a later restart; its timer reopens
+                try:
+                    self.httpd = self._new_httpd(self.port)
+                except OSError as exc:
+                    if time.monotonic() > deadline:
+                        LOG.error('vCenter restart: cannot listen on port %d again: %s', self.port, exc)
+                        return
+                else:
+                    self._outage_until = None
+                    self._reopen_timer = None
+                    if self._serving:
+                        self._thread = self._serve(self.httpd, 'guestsim-http')
+                    LOG.warning('vCenter restart: port %d open again', self.port)
+                    return
+            time.sleep(0.2)
 
     def stop(self):
         """Stop serving, end guest processes, release mounts; idempotent."""
@@ -450,11 +669,18 @@ class Simulator:
             if self._stopped:
                 return
             self._stopped = True
-        if self.httpd is not None:
-            if self._thread is not None:
-                self.httpd.shutdown()
-                self._thread.join(timeout=10)
-            self.httpd.server_close()
+        with self._listener_lock:
+            if self._reopen_timer is not None:
+                self._reopen_timer.cancel()
+                self._reopen_timer = None
+            servers = [(self.httpd, self._thread), (self.control_httpd, self._control_thread)]
+        for httpd, thread in servers:
+            if httpd is None:
+                continue
+            if thread is not None:
+                httpd.shutdown()
+                thread.join(timeout=10)
+            httpd.server_close()
         self.service.shutdown()
         if self._own_state_dir:
             for _attempt in range(3):
@@ -462,10 +688,11 @@ class Simulator:
                 if not os.path.exists(self.state_dir):
                     break
                 time.sleep(0.2)
+        self._stopped_event.set()
 
     def cloud_config(self, guest_vm: str = 'DC0_H0_VM0') -> str:
         user, password = next(iter(self.users.items()))
-        base = self.base_url
+        base = self.control_base_url
         return (
             '[DEFAULT]\n'
             'vcenter_hostname = %s\n'
@@ -480,6 +707,7 @@ class Simulator:
             'guest_username = root\n'
             'guest_password = guestpass\n'
             '; The following are simulator-only; leave empty on a real vCenter and those checks are skipped.\n'
+            '; The control endpoints have a port of their own, reachable during a simulated vCenter restart.\n'
             'guestsim_state_url = %s/guestsim/state\n'
             'guestsim_control_url = %s/guestsim\n'
             'vm_powered_off = DC0_H0_VM_OFF\n'

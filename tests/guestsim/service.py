@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
@@ -14,7 +16,7 @@ from pyVmomi import vim, vmodl
 from . import faults, soap
 from .collector import ContainerView, PropertyCollector, top_property
 from .faultrules import FaultRules
-from .guest import GuestSystem
+from .guest import POLL_SECONDS as EXIT_POLL_INTERVAL, GuestSystem
 from .inventory import Inventory, VirtualMachine
 from .search import SearchIndex
 from .sessions import SessionStore, cookie_from_header
@@ -40,6 +42,17 @@ ABOUT = dict(
     licenseProductName='VMware VirtualCenter Server',
     licenseProductVersion='8.0',
 )
+
+
+def _summary(result) -> str:
+    """A result for the log without its content: numbers and booleans, else the type (and length)."""
+    if result is None:
+        return 'ok'
+    if isinstance(result, bool) or isinstance(result, int):
+        return 'ok %r' % result
+    if isinstance(result, list):
+        return 'ok %d item(s)' % len(result)
+    return 'ok %s' % type(result).__name__.rsplit('.', 1)[-1]
 
 
 class Singleton:
@@ -72,7 +85,8 @@ class Service:
 
     def __init__(self, state_dir: str, inventory: Inventory, users=None, retention: float = DEFAULT_RETENTION,
                  transfer_ttl: float | None = None, session_timeout: float | None = None,
-                 allow_noexec_mount: bool = True):
+                 allow_noexec_mount: bool = True, exclusive_guest_ops: bool = False,
+                 exit_poll_interval: float = EXIT_POLL_INTERVAL):
         self.state_dir = os.path.abspath(state_dir)
         self.inventory = inventory
         self.port = 0
@@ -90,7 +104,7 @@ class Service:
         self.guests: dict[str, GuestSystem] = {}
         for vm in inventory.vms():
             root = os.path.join(self.state_dir, 'vms', vm.moid)
-            self.guests[vm.moid] = GuestSystem(vm, root, retention, allow_noexec_mount)
+            self.guests[vm.moid] = GuestSystem(vm, root, retention, allow_noexec_mount, exit_poll_interval)
         self.singletons = {}
         for obj in (
             Singleton(vim.ServiceInstance, 'ServiceInstance', lambda: {
@@ -112,6 +126,13 @@ class Service:
             self.singletons[obj.moid] = obj
         self._session_local = threading.local()
         self.handlers = self._handlers()
+        # Run-time options (POST /guestsim/options); reset() restores the start-up values.
+        self.default_options = {'exclusive_guest_ops': bool(exclusive_guest_ops)}
+        self.options = dict(self.default_options)
+        # Guest operations in flight per VM moid (for exclusive_guest_ops).
+        self.in_flight: Counter = Counter()
+        # Replaced by the Simulator with the state of its listener (vCenter restarts).
+        self.vcenter_status = lambda: {'available': True, 'restart_seconds_left': 0.0}
 
     # --- object registry ---------------------------------------------------------------------
     def resolve(self, ref):
@@ -170,21 +191,49 @@ class Service:
         if session.user:
             session.call_count += 1
         self._session_local.session = session
+        started = time.monotonic()
+        user = session.user
         try:
             result = self._invoke(Call(session, version, request.method), request)
             if name == 'Fetch':
                 result, result_type, flags = result
             else:
                 result_type, flags = request.method.result, request.method.result_flags
-            return 200, soap.serialize_response(name, result, result_type, flags, version), new_cookie
+            body = soap.serialize_response(name, result, result_type, flags, version)
+            self._log_call(name, request, user, started, _summary(result))
+            return 200, body, new_cookie
         except vmodl.MethodFault as fault:
+            self._log_call(name, request, user, started, 'fault %s: %s' % (fault._wsdlName, fault.msg or ''))  # pylint: disable=protected-access
             return 500, soap.serialize_fault(fault, version), new_cookie
         except Exception as exc:  # pylint: disable=broad-exception-caught
             # Anything unexpected becomes a SystemError, as vCenter reports internal failures.
             LOG.exception('internal error in %s', name)
+            self._log_call(name, request, user, started, 'fault SystemError (internal)')
             return 500, soap.serialize_fault(faults.system_error(str(exc)), version), new_cookie
         finally:
             self._session_local.session = None
+
+    def _log_call(self, name: str, request, user, started: float, outcome: str):
+        """One line per SOAP call at INFO (``-v``): method, target, VM, guest user, outcome. Never
+        passwords, session keys, cookies or transfer URLs (their tokens): results are summarised by type."""
+        if not LOG.isEnabledFor(logging.INFO):
+            return
+        parts = ['soap %s' % name]
+        this = request.this
+        parts.append('on %s:%s' % (type(this).__name__.rsplit('.', 1)[-1], this._moId))  # pylint: disable=protected-access
+        if name == 'Fetch':
+            parts.append('prop=%s' % request.args.get('prop'))
+        vm_ref = request.args.get('vm')
+        if vm_ref is not None:
+            entity = self.inventory.get(vm_ref)
+            parts.append('vm=%s' % (entity.name if entity is not None else vm_ref._moId))  # pylint: disable=protected-access
+        auth = request.args.get('auth')
+        if auth is not None and getattr(auth, 'username', None):
+            parts.append('guest_user=%s' % auth.username)
+        if name == 'Login':
+            parts.append('login_user=%s' % request.args.get('userName'))
+        parts.append('session_user=%s' % (user or '-'))
+        LOG.info('%s -> %s (%.0f ms)', ' '.join(parts), outcome, (time.monotonic() - started) * 1000)
 
     ANONYMOUS = {'RetrieveServiceContent', 'Login'}
     # Properties readable without a session (privilege System.Anonymous in the API reference); the
@@ -218,15 +267,44 @@ class Service:
             entity = self.inventory.get(vm_ref)
             vm_name = entity.name if entity is not None else None
         decision = self.rules.decide(name, vm_name)
-        FaultRules.wait(decision)
-        if decision.fault is not None:
-            if 'vm' in request.args and 'auth' in request.args:
-                # An injected fault stands for what the guest operation answers, so vSphere's own checks
-                # (VM exists, power state, agent, credentials: reference 2.8) still come first.
-                self._guest(request.args['vm'], request.args['auth'])
-            raise decision.fault  # pylint: disable=raising-non-exception
-        call.decision = decision
-        return handler(call, provider, this, **request.args)
+        guest_op = 'vm' in request.args and 'auth' in request.args
+        with self._guest_slot(request.args.get('vm') if guest_op else None):
+            FaultRules.wait(decision)
+            if decision.fault is not None:
+                if guest_op:
+                    # An injected fault stands for what the guest operation answers, so vSphere's own checks
+                    # (VM exists, power state, agent, credentials: reference 2.8) still come first.
+                    self._guest(request.args['vm'], request.args['auth'])
+                if isinstance(decision.fault, vim.fault.NotAuthenticated):
+                    # A NotAuthenticated answer means the session is gone on the server, as after a
+                    # real session loss: the cookie stays invalid until the client logs in again.
+                    self.end_session(call.session)
+                raise decision.fault  # pylint: disable=raising-non-exception
+            call.decision = decision
+            return handler(call, provider, this, **request.args)
+
+    @contextlib.contextmanager
+    def _guest_slot(self, vm_ref):
+        """With exclusive_guest_ops, a second guest operation on a VM while one is in flight is
+        InvalidState: "Only one guest operation is allowed at a time per virtual machine"
+        (GuestOperationsManager doc); community.vmware#963/#917 and govmomi#2193 show InvalidState
+        under parallel use. The check follows the VM lookup only ([inferred] the VMX serializes
+        guest operations before the agent or the credentials are consulted)."""
+        vm = self.inventory.get(vm_ref) if vm_ref is not None else None
+        if not isinstance(vm, VirtualMachine):
+            yield
+            return
+        with self.lock:
+            if self.options['exclusive_guest_ops'] and self.in_flight[vm.moid]:
+                raise faults.invalid_state()
+            self.in_flight[vm.moid] += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.in_flight[vm.moid] -= 1
+                if self.in_flight[vm.moid] <= 0:
+                    del self.in_flight[vm.moid]
 
     def _handlers(self):
         return {
@@ -294,10 +372,26 @@ class Service:
 
     def logout(self, call, provider, this):
         del provider, this
-        for moid in list(call.session.views):
-            self.views.pop(moid, None)
-        call.session.views.clear()
+        self._drop_views(call.session)
         self.sessions.logout(call.session)
+
+    def _drop_views(self, session):
+        for moid in list(session.views):
+            self.views.pop(moid, None)
+        session.views.clear()
+
+    def end_session(self, session):
+        """The server forgets the session (its cookie is unknown from now on)."""
+        self._drop_views(session)
+        self.sessions.remove(session)
+
+    def drop_all_sessions(self) -> int:
+        """A vCenter restart: every session, its views and its property-collector tokens end.
+        Returns the number of logged-in sessions that were dropped."""
+        removed = self.sessions.remove_all()
+        for session in removed:
+            self._drop_views(session)
+        return sum(1 for s in removed if s.user)
 
     # --- views and search ------------------------------------------------------------------------
     def create_container_view(self, call, provider, this, container, recursive, type=None):  # pylint: disable=redefined-builtin
@@ -460,10 +554,44 @@ class Service:
                 vm.power_off()
         return machines
 
+    def restart_tools(self, name: str, seconds: float, end_programs: bool = False) -> list:
+        """POST /guestsim/vms/<name>/tools-restart: returns [(vm, records dropped)]; ValueError when a
+        VM's Tools are not running (powered off, not installed, not started). During a restart, another
+        one starts the count again (0 seconds: Tools are back at once)."""
+        machines = self.vms_named(name)
+        for vm in machines:
+            if not vm.tools_running() and not vm.tools_restarting():
+                raise ValueError('VMware Tools of %s are not running' % vm.name)
+        result = []
+        for vm in machines:
+            guest = self.guests[vm.moid]
+            dropped = len(guest.running_processes())
+            guest.restart_tools(end_programs)
+            vm.restart_tools(seconds)
+            result.append((vm, dropped))
+        return result
+
     def reset(self):
         with self.lock:
             self.calls.clear()
+            self.options = dict(self.default_options)
         self.rules.clear()
+
+    def set_options(self, data: dict):
+        """POST /guestsim/options: change run-time options (unknown keys or bad values: ValueError)."""
+        unknown = set(data) - set(self.default_options)
+        if unknown:
+            raise ValueError('unknown options: %s; known: %s' % (', '.join(sorted(unknown)),
+                                                                 ', '.join(sorted(self.default_options))))
+        for key, value in data.items():
+            if not isinstance(value, bool):
+                raise ValueError('%s is true or false' % key)
+        with self.lock:
+            self.options.update(data)
+
+    def options_snapshot(self) -> dict:
+        with self.lock:
+            return dict(self.options)
 
     def state(self) -> dict:
         """The read-only test view; never passwords, session keys or transfer tokens."""
@@ -472,6 +600,7 @@ class Service:
             self.temp_paths = [t for t in self.temp_paths if os.path.lexists(t['path'])]
             temp_paths = [dict(t) for t in self.temp_paths]
             calls = dict(self.calls)
+            in_flight = dict(self.in_flight)
         processes = []
         for moid, guest in self.guests.items():
             guest.expire()
@@ -480,7 +609,12 @@ class Service:
                          'running': not process.exited.is_set(), 'cmdLine': process.cmd_line}
                 if process.exited.is_set():
                     entry['exitCode'] = process.exit_code
+                    entry['endTime'] = process.end_time.isoformat()
                 processes.append(entry)
+            for process in guest.unrecorded_programs():
+                # Still running, but the agent lost its record in a Tools restart.
+                processes.append({'vm': guest.vm.name, 'moid': moid, 'pid': process.pid, 'running': True,
+                                  'cmdLine': process.cmd_line, 'record': False})
         return {
             'sessions': self.sessions.snapshot(),
             'calls': calls,
@@ -488,10 +622,14 @@ class Service:
             'processes': processes,
             'transfers': {'pending': self.transfers.pending()},
             'fault_rules': self.rules.snapshot(),
+            'options': self.options_snapshot(),
+            'vcenter': self.vcenter_status(),
             'vms': [{'name': vm.name, 'moid': vm.moid, 'power_state': vm.power_state,
                      'tools_running': vm.tools_running(), 'guest_operations_ready': vm.agent_ready(),
+                     'tools_restarting': vm.tools_restarting(),
                      'noexec_mount': self.guests[vm.moid].noexec_mounted,
-                     'noexec_emulated': self.guests[vm.moid].noexec_emulated}
+                     'noexec_emulated': self.guests[vm.moid].noexec_emulated,
+                     'guest_ops_in_flight': in_flight.get(vm.moid, 0)}
                     for vm in self.inventory.vms()],
         }
 

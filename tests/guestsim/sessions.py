@@ -104,6 +104,23 @@ class SessionStore:
             session.login_time = None
             session.retrieve_tokens.clear()
 
+    def remove(self, session: Session):
+        """Forget a session: its cookie answers as unknown (NotAuthenticated) from now on."""
+        with self.lock:
+            if self.sessions.get(session.cookie) is session:
+                del self.sessions[session.cookie]
+            session.user = session.key = session.login_time = None
+            session.retrieve_tokens.clear()
+
+    def remove_all(self) -> list:
+        """Forget every session (a vCenter restart); returns them."""
+        with self.lock:
+            removed = list(self.sessions.values())
+            self.sessions.clear()
+            for session in removed:
+                session.retrieve_tokens.clear()
+        return removed
+
     def authenticated(self) -> list:
         with self.lock:
             return [s for s in self.sessions.values() if s.user]

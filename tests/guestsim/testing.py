@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import ssl
 import urllib.request
 
@@ -20,6 +22,8 @@ class SimulatorHandle:
         self.port = simulator.port
         self.url = simulator.url
         self.base_url = simulator.base_url
+        # /guestsim/* on the control listener: reachable during a simulated vCenter restart too.
+        self.control_url = simulator.control_base_url
         self.ca_file = simulator.ca_file
         self.state_dir = simulator.state_dir
         self.users = dict(simulator.users)
@@ -29,7 +33,7 @@ class SimulatorHandle:
 
     def request(self, method: str, path: str, data=None):
         body = None if data is None else json.dumps(data).encode()
-        req = urllib.request.Request(self.base_url + path, data=body, method=method,
+        req = urllib.request.Request(self.control_url + path, data=body, method=method,
                                      headers={'Content-Type': 'application/json'})
         with urllib.request.urlopen(req, context=self._context(), timeout=60) as resp:
             return json.loads(resp.read() or b'null')
@@ -55,6 +59,32 @@ class SimulatorHandle:
     def power_off(self, name: str):
         return self.request('POST', '/guestsim/vms/%s/power-off' % name, {})
 
+    def set_options(self, **options) -> dict:
+        """Change run-time options, e.g. ``set_options(exclusive_guest_ops=True)``; reset() restores them."""
+        return self.request('POST', '/guestsim/options', options)['options']
+
+    def options(self) -> dict:
+        return self.request('GET', '/guestsim/options')['options']
+
+    @contextlib.contextmanager
+    def exclusive_guest_ops(self, enabled: bool = True):
+        """Within the block, a second guest operation on a busy VM answers InvalidState."""
+        previous = self.options()['exclusive_guest_ops']
+        self.set_options(exclusive_guest_ops=enabled)
+        try:
+            yield self
+        finally:
+            self.set_options(exclusive_guest_ops=previous)
+
+    def restart_vcenter(self, seconds: float = 5) -> dict:
+        """Drop every session and refuse connections to the SOAP port for ``seconds``."""
+        return self.request('POST', '/guestsim/vcenter/restart', {'seconds': seconds})
+
+    def restart_tools(self, name: str, seconds: float = 2, end_programs: bool = False) -> dict:
+        """Restart a VM's VMware Tools: guest operations unavailable for ``seconds``, records gone."""
+        return self.request('POST', '/guestsim/vms/%s/tools-restart' % name,
+                            {'seconds': seconds, 'end_programs': end_programs})
+
     def connect(self, user: str = 'user', pwd: str = 'simpass', **kwargs):
         """A pyVmomi ServiceInstance logged in to this simulator (verifying its CA)."""
         from pyVim.connect import SmartConnect  # pylint: disable=import-outside-toplevel
@@ -62,11 +92,20 @@ class SimulatorHandle:
                             sslContext=self._context(), **kwargs)
 
 
+@pytest.fixture
+def guestsim_exclusive(guestsim_server):  # pylint: disable=redefined-outer-name
+    """The session simulator with exclusive_guest_ops on for one test."""
+    with guestsim_server.exclusive_guest_ops():
+        yield guestsim_server
+
+
 @pytest.fixture(scope='session')
 def guestsim_server(tmp_path_factory):
     """A simulator on a free loopback port for the whole test session."""
     state_dir = tmp_path_factory.mktemp('guestsim-state')
-    simulator = Simulator(port=0, state_dir=str(state_dir)).start()
+    poll = os.environ.get('GUESTSIM_EXIT_POLL_INTERVAL')
+    simulator = Simulator(port=0, state_dir=str(state_dir),
+                          **({'exit_poll_interval': float(poll)} if poll else {})).start()
     try:
         yield SimulatorHandle(simulator)
     finally:

@@ -67,7 +67,7 @@ def cli_server(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     lines = []
     try:
-        while len(lines) < 4:
+        while not lines or not lines[-1].startswith('  cloud config:'):
             line = process.stdout.readline()
             if not line:
                 raise AssertionError('simulator exited: %s' % process.stderr.read())
@@ -95,7 +95,12 @@ def test_cli_large_transfer_and_clean_shutdown(cli_server):
     assert banner.split('https://127.0.0.1:')[1].startswith('%d/sdk' % port)
     assert values['vcenter_hostname'] == '127.0.0.1' and values['vcenter_username'] == 'user'
     assert values['guest_vm_name'] == 'DC0_H0_VM0' and values['vm_noexec'] == 'DC0_H0_VM_NOEXEC'
-    assert values['guestsim_state_url'] == 'https://127.0.0.1:%d/guestsim/state' % port
+    # The control endpoints have a listener of their own (up during a simulated vCenter restart).
+    control = values['guestsim_control_url']
+    assert control.startswith('https://127.0.0.1:') and control.endswith('/guestsim')
+    assert values['guestsim_state_url'] == control + '/state'
+    assert ':%d/' % port not in control
+    assert 'control:       %s' % control in banner
     assert values['vmware_ca_file'] == str(state_dir / 'ca.pem')
 
     ca_file = str(state_dir / 'ca.pem')
@@ -157,3 +162,15 @@ def test_cli_rejects_a_bad_inventory(tmp_path):
                              '--inventory', str(bad)], capture_output=True, text=True, env=env, timeout=60,
                             check=False)
     assert result.returncode == 2 and 'every VM needs a name' in result.stderr
+
+
+def test_cli_stops_cleanly_on_signals_in_a_row(cli_server):
+    """make forwards SIGTERM to the process group, so the simulator often gets two at once: the
+    handler only sets a flag and writes to a pipe, so a second signal inside it cannot deadlock."""
+    process, _banner, _cloud_config, state_dir = cli_server
+    for signum in (signal.SIGTERM, signal.SIGTERM, signal.SIGINT, signal.SIGTERM, signal.SIGTERM):
+        process.send_signal(signum)
+    assert process.wait(timeout=60) == 0
+    assert 'guestsim stopped' in process.stdout.read()
+    with open('/proc/mounts', encoding='utf-8') as handle:
+        assert str(state_dir) not in handle.read()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 from pyVmomi import vim, vmodl
 
@@ -198,3 +201,89 @@ def test_inventory_file_replaces_default(tmp_path):
     bad.write_text('vms:\n  - name: x\n    colour: blue\n')
     with pytest.raises(InventoryError):
         load_inventory(str(bad))
+
+
+def test_vm_configuration_that_clients_read(si):
+    """What community.vmware's vmware_guest_tools_info and inventory tools read (issue 11, point 1)."""
+    content = si.RetrieveContent()
+    vm = content.searchIndex.FindByInventoryPath('DC0/vm/DC0_H0_VM0')
+    config = vm.config
+    # vmware_guest_tools_info reads exactly these.
+    tools = config.tools
+    assert tools.toolsInstallType == 'guestToolsTypeOpenVMTools' and tools.toolsVersion == 12389
+    assert tools.toolsUpgradePolicy == 'manual' and tools.lastInstallInfo.counter == 0
+    assert tools.afterPowerOn and tools.afterResume and tools.beforeGuestShutdown and tools.beforeGuestStandby
+    assert tools.syncTimeWithHost is False
+    assert config.version and vm.summary.guest.toolsVersionStatus2 == 'guestToolsCurrent'
+    # The datastore named in the VM's path exists, holds the disk and lists the VM.
+    datastore = content.searchIndex.FindByInventoryPath('DC0/datastore/LocalDS_0')
+    assert isinstance(datastore, vim.Datastore) and datastore.name == 'LocalDS_0'
+    assert config.files.vmPathName == '[LocalDS_0] DC0_H0_VM0/DC0_H0_VM0.vmx'
+    assert vm.summary.config.vmPathName == config.files.vmPathName
+    assert [d._moId for d in vm.datastore] == [datastore._moId]  # pylint: disable=protected-access
+    assert vm._moId in [v._moId for v in datastore.vm]  # pylint: disable=protected-access
+    summary = datastore.summary
+    assert summary.accessible and summary.capacity > summary.freeSpace > 0 and summary.url.startswith('ds:///')
+    assert len(datastore.host) == 4 and all(m.mountInfo.accessMode == 'readWrite' for m in datastore.host)
+    devices = config.hardware.device
+    disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
+    assert len(disks) == 1 and disks[0].capacityInBytes == 10 * 1024 ** 3
+    assert disks[0].backing.fileName == '[LocalDS_0] DC0_H0_VM0/disk1.vmdk'
+    assert disks[0].backing.datastore._moId == datastore._moId  # pylint: disable=protected-access
+    controller = next(d for d in devices if d.key == disks[0].controllerKey)
+    assert isinstance(controller, vim.vm.device.ParaVirtualSCSIController)
+    nics = [d for d in devices if isinstance(d, vim.vm.device.VirtualEthernetCard)]
+    assert len(nics) == 1 and nics[0].macAddress.startswith('00:0c:29:')
+    network = nics[0].backing.network
+    assert network.name == 'VM Network' and nics[0].backing.deviceName == 'VM Network'
+    assert [n._moId for n in vm.network] == [network._moId]  # pylint: disable=protected-access
+    assert network._moId in [n._moId for n in content.rootFolder.childEntity[0].network]  # pylint: disable=protected-access
+    assert vm.guest.net[0].macAddress == nics[0].macAddress and vm.guest.net[0].network == 'VM Network'
+    # capability, storage and layoutEx as vcsim fills them.
+    assert vm.capability.changeTrackingSupported is True and vm.capability.snapshotOperationsSupported is False
+    usage = vm.storage.perDatastoreUsage
+    assert len(usage) == 1 and usage[0].datastore._moId == datastore._moId and usage[0].committed > 0  # pylint: disable=protected-access
+    assert vm.summary.storage.committed == usage[0].committed
+    files = {f.name: f.type for f in vm.layoutEx.file}
+    assert files[config.files.vmPathName] == 'config'
+    assert files['[LocalDS_0] DC0_H0_VM0/disk1.vmdk'] == 'diskDescriptor'
+    assert vm.layoutEx.disk[0].key == disks[0].key
+    host = vm.runtime.host
+    assert datastore._moId in [d._moId for d in host.datastore]  # pylint: disable=protected-access
+
+
+def test_everything_serializes_for_all_properties(si):
+    """A RetrievePropertiesEx with all=True over the inventory (as inventory plugins do) works."""
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.ManagedEntity], True)
+    spec = vmodl.query.PropertyCollector.FilterSpec(
+        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(
+            obj=view, skip=True, selectSet=[vmodl.query.PropertyCollector.TraversalSpec(
+                name='v', type=vim.view.ContainerView, path='view', skip=False)])],
+        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=t, all=True)
+                 for t in (vim.VirtualMachine, vim.Datastore, vim.Network, vim.HostSystem, vim.Datacenter)])
+    result = content.propertyCollector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+    kinds = set()
+    while True:
+        kinds.update(type(o.obj).__name__ for o in result.objects)
+        if not result.token:
+            break
+        result = content.propertyCollector.ContinueRetrievePropertiesEx(result.token)
+    assert {'vim.VirtualMachine', 'vim.Datastore', 'vim.Network', 'vim.HostSystem', 'vim.Datacenter'} <= kinds
+    view.DestroyView()
+
+
+@pytest.mark.skipif(not os.environ.get('GUESTSIM_PEER_ANSIBLE'),
+                    reason='set GUESTSIM_PEER_ANSIBLE to an `ansible` of a separate venv with the PyPI ansible bundle')
+@pytest.mark.parametrize('vm_name', ['DC0_H0_VM0', 'DC0_H0_VM_OFF', 'DC0_H0_VM_NOTOOLS'])
+def test_community_vmware_guest_tools_info(sim, tmp_path, vm_name):
+    """community.vmware's vmware_guest_tools_info (unmodified, from another virtual environment) works."""
+    result = subprocess.run(
+        [os.environ['GUESTSIM_PEER_ANSIBLE'], 'localhost', '-o', '-m', 'community.vmware.vmware_guest_tools_info',
+         '-a', 'hostname=%s port=%d username=user password=simpass validate_certs=false datacenter=DC0 '
+               'name=%s' % (sim.host, sim.port, vm_name)],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path), check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith(('PYTHON', 'VIRTUAL_ENV'))})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"vm_tools_install_type": "guestToolsTypeOpenVMTools"' in result.stdout
+    assert '"vm_name": "%s"' % vm_name in result.stdout

@@ -99,3 +99,32 @@ def test_state_never_shows_cookies_or_transfer_tokens(sim, guest):
     assert guest.si._stub.cookie.split('"')[1] not in text  # pylint: disable=protected-access
     assert 'guestpass' not in text and 'simpass' not in text
     guest.files.DeleteDirectoryInGuest(guest.vm, guest.auth, base, True)
+
+
+def test_verbose_log_names_calls_and_never_secrets(sim, caplog):
+    import logging  # pylint: disable=import-outside-toplevel
+    caplog.set_level(logging.INFO, logger='guestsim')
+    service_instance = sim.connect()
+    content = service_instance.RetrieveContent()
+    vm = content.searchIndex.FindByInventoryPath('DC0/vm/DC0_H0_VM0')
+    auth = vim.vm.guest.NamePasswordAuthentication(username='root', password='guestpass')
+    files = content.guestOperationsManager.fileManager
+    base = files.CreateTemporaryDirectoryInGuest(vm, auth, 'log-', '')
+    url = files.InitiateFileTransferToGuest(vm, auth, base + '/f', vim.vm.guest.FileManager.PosixFileAttributes(),
+                                            1, True)
+    with pytest.raises(vim.fault.InvalidGuestLogin):
+        files.ListFilesInGuest(vm, vim.vm.guest.NamePasswordAuthentication(username='root', password='wrong'), base)
+    key = content.sessionManager.currentSession.key
+    files.DeleteDirectoryInGuest(vm, auth, base, True)
+    Disconnect(service_instance)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith('soap ')]
+    text = '\n'.join(lines)
+    assert any(line.startswith('soap Login ') and 'login_user=user' in line and '-> ok UserSession' in line
+               for line in lines)
+    assert any(line.startswith('soap InitiateFileTransferToGuest ') and 'vm=DC0_H0_VM0' in line
+               and 'guest_user=root' in line and '-> ok str' in line for line in lines)
+    assert any(line.startswith('soap ListFilesInGuest ') and '-> fault InvalidGuestLogin' in line for line in lines)
+    assert 'soap Fetch on ' in text and 'prop=' in text
+    for secret in ('simpass', 'guestpass', 'wrong', key, url.split('token=', 1)[1],
+                   service_instance._stub.cookie.split('"')[1]):  # pylint: disable=protected-access
+        assert secret not in text

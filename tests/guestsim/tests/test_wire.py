@@ -137,7 +137,8 @@ def test_fetch_reads_properties_with_pyvmomi_accessor(si):
 
 def test_unknown_method_and_malformed_request(sim, si):
     cookie = si._stub.cookie  # pylint: disable=protected-access
-    body = _request('PowerOnVM_Task', vim.VirtualMachine('vm-15'), (None,))
+    vm = si.RetrieveContent().searchIndex.FindByInventoryPath('DC0/vm/DC0_H0_VM0')
+    body = _request('PowerOnVM_Task', vim.VirtualMachine(vm._moId), (None,))  # pylint: disable=protected-access
     response = _post(sim, body, cookie=cookie)
     assert response.status_code == 500 and 'MethodNotFoundFault' in response.text
     response = _post(sim, b'<not-soap', cookie=cookie)
