@@ -543,10 +543,9 @@ def job_status(client, job, cleanup=False, terminate_running=False, output_limit
     terminated = False
     if info is not None and info.endTime is None and wait > 0 and not terminate_running:
         try:
-            client.wait_for_exit(job.pid, wait)
+            info = client.wait_for_exit(job.pid, wait).info
         except WaitTimeout:
             return result
-        info = client.process(job.pid)
     if info is not None and info.endTime is None:
         if not terminate_running:
             return result

@@ -100,6 +100,10 @@ def copy_to_guest(client, dest, src=None, content=None, mode=None, owner=None, g
             if needs_upload and size == 0:
                 _write_empty_file(client, dest, existing, mode, owner, group, guest_os)
             elif needs_upload:
+                if mode is None and existing is not None and not windows and existing.get('permissions') is not None:
+                    # vSphere does not keep an overwritten file's attributes; like ansible.builtin.copy,
+                    # keep its mode unless a new one is asked for.
+                    mode = existing['permissions'] & 0o7777
                 attributes = client.file_attributes(mode, owner, group, windows=windows)
                 uploaded = client.upload(fileobj, size, dest, overwrite=existing is not None, attributes=attributes)
                 if uploaded != checksum:

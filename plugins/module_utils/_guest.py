@@ -220,14 +220,15 @@ class _SizedReader(object):
 class ProcessExit(object):
     """How a guest program ended."""
 
-    __slots__ = ('pid', 'exit_code', 'start_time', 'end_time', 'expired')
+    __slots__ = ('pid', 'exit_code', 'start_time', 'end_time', 'expired', 'info')
 
-    def __init__(self, pid, exit_code, start_time=None, end_time=None, expired=False):
+    def __init__(self, pid, exit_code, start_time=None, end_time=None, expired=False, info=None):
         self.pid = pid
         self.exit_code = exit_code
         self.start_time = start_time
         self.end_time = end_time
         self.expired = expired
+        self.info = info  # the guest's process record (None when it forgot the process)
 
 
 class WaitTimeout(VSphereError):
@@ -634,7 +635,7 @@ class GuestClient(object):
             if info is None:
                 return ProcessExit(pid, None, expired=True)
             if info.endTime is not None:
-                return ProcessExit(pid, info.exitCode, info.startTime, info.endTime)
+                return ProcessExit(pid, info.exitCode, info.startTime, info.endTime, info=info)
 
 
 class _BrokenTransfer(Exception):

@@ -8,7 +8,8 @@
 A kept session is a file readable by its owner only, in a directory of its own under the
 user's ``~/.ansible``, named by a digest of the connection settings (password included) and
 the session name, so only a task with the same settings finds it. The file holds the session
-id, which vCenter accepts in place of a login, as govc keeps its sessions.
+id, which vCenter accepts in place of a login (govc keeps its sessions so), the API version and
+the service content's references, so reattaching needs no call.
 """
 
 from __future__ import annotations
@@ -53,19 +54,22 @@ def _forget_stale(directory, now):
 
 
 def load(path):
-    """The kept session's id, or None."""
+    """The kept session (its id, API version and service content references), or None."""
     try:
         with open(path) as handle:
-            return json.load(handle).get('session_id') or None
+            kept = json.load(handle)
     except (IOError, OSError, ValueError):
         return None
+    if not isinstance(kept, dict) or not kept.get('session_id') or not kept.get('version'):
+        return None
+    return kept
 
 
-def save(path, session_id):
+def save(path, kept):
     handle, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.session-')
     try:
         with os.fdopen(handle, 'w') as out:
-            json.dump({'session_id': session_id}, out)
+            json.dump(kept, out)
         os.replace(temp, path)
         temp = None
     finally:

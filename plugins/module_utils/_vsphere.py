@@ -36,11 +36,11 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._retry import (
 
 PYVMOMI_IMPORT_ERROR = None
 try:
-    from pyVim.connect import SmartConnect
-    from pyVmomi import vim, vmodl
+    from pyVim.connect import SmartStubAdapter
+    from pyVmomi import SoapStubAdapter, vim, vmodl
 except ImportError:  # pragma: no cover - exercised by the sanity import test
     PYVMOMI_IMPORT_ERROR = traceback.format_exc()
-    SmartConnect = None
+    SmartStubAdapter = SoapStubAdapter = None
     vim = vmodl = None
 
 HAS_PYVMOMI = PYVMOMI_IMPORT_ERROR is None
@@ -295,6 +295,20 @@ def choose_vm(inventory, name, datacenter=None, folder=None, username=None):
 
 # --------------------------------------------------------------------------- session
 
+def login(host, port, user, pwd, sslContext, httpConnectionTimeout, httpProxyHost=None, httpProxyPort=80):
+    """Negotiate the API version and log in: (ServiceInstance, ServiceContent), in two SOAP calls."""
+    stub = SmartStubAdapter(host=host, port=port, sslContext=sslContext, httpConnectionTimeout=httpConnectionTimeout,
+                            httpProxyHost=httpProxyHost, httpProxyPort=httpProxyPort)
+    try:
+        si = vim.ServiceInstance('ServiceInstance', stub)
+        content = si.RetrieveContent()
+        content.sessionManager.Login(userName=user, password=pwd)
+    except BaseException:
+        stub.DropConnections()
+        raise
+    return si, content
+
+
 class VSphereSession(object):
     """One logged-in vSphere session. Use as a context manager: it always logs out.
 
@@ -327,6 +341,7 @@ class VSphereSession(object):
         self.content = None
         self._guest_managers = None
         self._ssl_context = None
+        self._reattached = False
         self.calls = 0
         self.logins = 0
 
@@ -372,22 +387,17 @@ class VSphereSession(object):
                                                       self._password)
             kept = _session_cache.load(self._kept_at)
             if kept:
-                # A kept session that vCenter has forgotten answers NotAuthenticated on the first
-                # call, which logs in again (see call).
-                try:
-                    self.si = SmartConnect(sessionId=kept, **dict(kwargs, user=None, pwd=None))
-                    self.content = self.si.RetrieveContent()
-                    return self
-                except Exception:
-                    self.si = self.content = None
-                    _session_cache.forget(self._kept_at)
+                # Reattaching costs no call: the API version and the service content's references
+                # were kept with the session. A session that vCenter has forgotten meanwhile answers
+                # NotAuthenticated on the first call, which logs in again (see call).
+                self._reattach(kept, kwargs)
+                return self
         budget = None
         try:
             while True:
                 try:
                     self.logins += 1
-                    self.si = SmartConnect(**kwargs)
-                    self.content = self.si.RetrieveContent()
+                    self.si, self.content = login(**kwargs)
                     return self
                 except Exception as exc:
                     if self.si is not None:
@@ -415,6 +425,27 @@ class VSphereSession(object):
                     "hostname and port." % (step, self.hostname, self.port), fault=exc, step=step)
         return step_error(step, exc, **self.context())
 
+    def _reattach(self, kept, kwargs):
+        stub = SoapStubAdapter(host=self.hostname, port=self.port, version=kept['version'],
+                               sslContext=kwargs['sslContext'], httpConnectionTimeout=self.request_timeout,
+                               httpProxyHost=kwargs.get('httpProxyHost'), httpProxyPort=kwargs.get('httpProxyPort', 80),
+                               sessionId=kept['session_id'])
+        self.si = vim.ServiceInstance('ServiceInstance', stub)
+        self.content = _KeptContent(stub, kept['content'])
+        managers = kept.get('guest_managers') or {}
+        if all(managers.get(key) for key in GUEST_MANAGERS):
+            self._guest_managers = dict((key, _managed_object(*managers[key], stub=stub)) for key in GUEST_MANAGERS)
+        self._reattached = True
+
+    def _kept(self):
+        """What a later task needs to reattach to this session without a call."""
+        stub = self.si._stub
+        content = dict((name, (type(ref).__name__, ref._moId)) for name, ref in (
+            (name, getattr(self.content, name, None)) for name in _KeptContent.NAMES) if ref is not None)
+        managers = dict((key, (type(ref).__name__, ref._moId)) for key, ref in (self._guest_managers or {}).items()
+                        if ref is not None)
+        return dict(session_id=_session_id(self.si), version=stub.version, content=content, guest_managers=managers)
+
     def _login_again(self):
         """Replace a lost session (vCenter restarted, session expired) with a new login."""
         self.logins += 1
@@ -431,9 +462,18 @@ class VSphereSession(object):
         if si is None:
             return
         keep = self._kept_at is not None and not self.end_session and not interrupted
+        kept_state = None
+        if keep:
+            try:
+                self.si = si
+                kept_state = self._kept()
+            except Exception:
+                keep = False
+            finally:
+                self.si = None
         try:
             if keep:
-                _session_cache.save(self._kept_at, _session_id(si))
+                _session_cache.save(self._kept_at, kept_state)
             else:
                 if self._kept_at is not None:
                     _session_cache.forget(self._kept_at)
@@ -528,11 +568,19 @@ class VSphereSession(object):
         return found
 
     # ----------------------------------------------------------------- lookup
-    def find_vm(self, name=None, datacenter=None, folder=None, uuid=None, use_instance_uuid=False, moid=None):
-        """Find exactly one VM and read its facts. Raises VSphereError naming the candidates."""
+    def find_vm(self, name=None, datacenter=None, folder=None, uuid=None, use_instance_uuid=False, moid=None,
+                known_name=None):
+        """Find exactly one VM and read its facts. Raises VSphereError naming the candidates.
+
+        A job's VM (``moid`` with ``known_name``) in a kept session is taken as it is, without a
+        call: the job's steps need no facts, and a VM that went away meanwhile fails the guest
+        operation with its own fault.
+        """
         if sum(1 for v in (name, uuid, moid) if v) != 1:
             raise VSphereError('Finding the VM failed: give exactly one of name, uuid or moid.')
         path = None
+        if moid and known_name and self._reattached and self._guest_managers is not None:
+            return VirtualMachine(vim.VirtualMachine(moid, self.si._stub), {'name': known_name})
         if moid:
             ref = vim.VirtualMachine(moid, self.si._stub)
         elif uuid:
@@ -654,3 +702,26 @@ def _session_id(si):
     if morsel is None:
         raise ValueError('no session cookie')
     return morsel.value
+
+
+class _KeptContent(object):
+    """The references of ServiceContent that the collection uses, rebuilt from a kept session."""
+
+    NAMES = ('propertyCollector', 'sessionManager', 'viewManager', 'searchIndex', 'rootFolder',
+             'guestOperationsManager')
+
+    def __init__(self, stub, refs):
+        for name in self.NAMES:
+            kind, moid = refs.get(name, (None, None))
+            setattr(self, name, _managed_object(kind, moid, stub) if moid else None)
+
+
+def _managed_object(kind, moid, stub):
+    klass = {
+        'PropertyCollector': vmodl.query.PropertyCollector, 'SessionManager': vim.SessionManager,
+        'ViewManager': vim.view.ViewManager, 'SearchIndex': vim.SearchIndex, 'Folder': vim.Folder,
+        'GuestOperationsManager': vim.vm.guest.GuestOperationsManager,
+        'FileManager': vim.vm.guest.FileManager, 'ProcessManager': vim.vm.guest.ProcessManager,
+        'AuthManager': vim.vm.guest.AuthManager,
+    }.get(kind.split('.')[-1])
+    return klass(moid, stub) if klass is not None else None

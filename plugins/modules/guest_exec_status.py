@@ -199,7 +199,7 @@ def main():
         if not vm.get('moid'):
             module.fail(msg="The job has no VM (job.vm.moid); pass the job returned by guest_exec wait=false, "
                             "or select the VM with name, uuid or moid.")
-        selector = dict(moid=vm['moid'])
+        selector = dict(moid=vm['moid'], known_name=vm.get('name'))
 
     def status(target):
         return job_status(target.client, job,

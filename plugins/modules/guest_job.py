@@ -257,7 +257,7 @@ def main():
         if not any(params.get(key) for key in ('name', 'uuid', 'moid')):
             if not job.vm.get('moid'):
                 module.fail(msg="The job has no VM (job.vm.moid); select the VM with name, uuid or moid.")
-            selector = dict(moid=job.vm['moid'])
+            selector = dict(moid=job.vm['moid'], known_name=job.vm.get('name'))
     elif not any(params.get(key) for key in ('name', 'uuid', 'moid')):
         module.fail(msg='one of the following is required: name, uuid, moid')
     if params['directory_path'] and not is_absolute(params['directory_path']):

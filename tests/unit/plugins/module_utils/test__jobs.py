@@ -151,8 +151,8 @@ def test_kept_sessions_are_private_files(tmp_path, monkeypatch):
     path = _session_cache.cache_path('run1', 'vc', 443, 'user', 'secret')
     assert 'secret' not in path and 'run1' not in path
     assert _session_cache.load(path) is None
-    _session_cache.save(path, 'abc')
-    assert _session_cache.load(path) == 'abc'
+    _session_cache.save(path, dict(session_id='abc', version='vim.version.v8_0_3_0', content={}))
+    assert _session_cache.load(path)['session_id'] == 'abc'
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     assert path != _session_cache.cache_path('run1', 'vc', 443, 'user', 'other password')
@@ -186,7 +186,7 @@ def test_in_process_module_masks_secrets_and_skips_unsupported_check_mode():
 def test_stale_kept_sessions_are_forgotten(tmp_path, monkeypatch):
     monkeypatch.setenv('HOME', str(tmp_path))
     old = _session_cache.cache_path('old', 'vc', 443, 'user', 'pw')
-    _session_cache.save(old, 'abc')
+    _session_cache.save(old, dict(session_id='abc', version='v', content={}))
     os.utime(old, (1000, 1000))
     _session_cache.cache_path('new', 'vc', 443, 'user', 'pw')
     assert not os.path.exists(old)

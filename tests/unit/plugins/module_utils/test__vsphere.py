@@ -208,7 +208,7 @@ def test_readiness_problem(props, expected):
 
 def test_connect_maps_bad_login_and_drops_password():
     session = VSphereSession('vc', 'u', 'secret', 443, True)
-    with mock.patch.object(_vsphere, 'SmartConnect', side_effect=vim.fault.InvalidLogin()) as connect:
+    with mock.patch.object(_vsphere, 'login', side_effect=vim.fault.InvalidLogin()) as connect:
         with pytest.raises(VSphereError) as info:
             session.connect()
     assert connect.call_args.kwargs['pwd'] == 'secret'
@@ -225,13 +225,14 @@ def test_connect_uses_verifying_context_unless_disabled():
 
 def test_connect_passes_proxy():
     session = VSphereSession('vc', 'u', 'p', proxy_host='proxy', proxy_port=3128)
-    si = mock.Mock()
-    with mock.patch.object(_vsphere, 'SmartConnect', return_value=si) as connect:
+    si, content = mock.Mock(), mock.Mock()
+    with mock.patch.object(_vsphere, 'login', return_value=(si, content)) as connect:
         with session:
             pass
     assert connect.call_args.kwargs['httpProxyHost'] == 'proxy'
     assert connect.call_args.kwargs['httpProxyPort'] == 3128
-    si.RetrieveContent.return_value.sessionManager.Logout.assert_called_once_with()
+    assert connect.call_args.kwargs['httpConnectionTimeout'] == 60
+    content.sessionManager.Logout.assert_called_once_with()
 
 
 def test_not_a_vim_server_uses_network_cause():
@@ -242,20 +243,20 @@ def test_not_a_vim_server_uses_network_cause():
             raise ConnectionRefusedError(111, 'Connection refused')
         except ConnectionRefusedError:
             raise Exception('vc:8443 is down or is not a VIM server')
-    with mock.patch.object(_vsphere, 'SmartConnect', side_effect=boom):
+    with mock.patch.object(_vsphere, 'login', side_effect=boom):
         with pytest.raises(VSphereError) as info:
             session.connect()
     assert "'vc:8443' was refused" in info.value.msg
 
 
 def test_logout_on_exception_and_logout_errors_ignored():
-    si = mock.Mock()
-    si.RetrieveContent.return_value.sessionManager.Logout.side_effect = socket.error('gone')
-    with mock.patch.object(_vsphere, 'SmartConnect', return_value=si):
+    si, content = mock.Mock(), mock.Mock()
+    content.sessionManager.Logout.side_effect = socket.error('gone')
+    with mock.patch.object(_vsphere, 'login', return_value=(si, content)):
         with pytest.raises(RuntimeError):
             with VSphereSession('vc', 'u', 'p'):
                 raise RuntimeError('inside')
-    si.RetrieveContent.return_value.sessionManager.Logout.assert_called_once_with()
+    content.sessionManager.Logout.assert_called_once_with()
 
 
 def _connected_session():

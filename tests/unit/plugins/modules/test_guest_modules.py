@@ -179,7 +179,7 @@ def test_exec_no_wait_then_status(harness):
     status_args = dict(CONNECTION, job=job, **GUEST)
     running = harness.run(guest_exec_status, status_args)
     assert running['finished'] is False and running['changed'] is False
-    assert harness.sessions[-1].lookups[-1] == {'moid': 'vm-1'}
+    assert harness.sessions[-1].lookups[-1] == {'moid': 'vm-1', 'known_name': 'web01'}
 
     info = harness.guest.processes[job['pid']]
     info.endTime, info.exitCode = info.startTime, 5
