@@ -29,7 +29,7 @@ Benchmarks:
   started when it has them (GUESTSIM_ARGS), otherwise from a second simulator this script starts.
 - output_memory: the role with a program that prints 50 MB against one that prints 5 MB: peak
   memory of ansible-playbook and all its child processes, and the growth between the two.
-- peer_tools_info: community.vmware.vmware_guest_tools_info on DC0_H0_VM0 from the peer
+- peer_tools_info: community.vmware.vmware_guest_tools_info on the default VMs from the peer
   environment must succeed.
 """
 from __future__ import annotations
@@ -640,17 +640,25 @@ def bench_output_memory(runner, sim, runs=3, budget=150):
 
 
 def bench_peer_tools_info(runner, sim):
-    """community.vmware.vmware_guest_tools_info on the benchmark VM from the peer environment."""
+    """community.vmware.vmware_guest_tools_info, unmodified, from the peer environment on the default VMs."""
     env = sim.env(runner.base_env(peer=True))
-    argv = [runner.command('ansible', peer=True), 'localhost', '-m', 'community.vmware.vmware_guest_tools_info',
-            '-a', 'name=%s' % VM_NAME]
-    try:
-        seconds, dummy = runner.run(argv, env, 300, 'the peer vmware_guest_tools_info')
-        return [result('peer_tools_info', 1, 'pass', '== 1', True, wall_s=round(seconds, 3))]
-    except RuntimeError as exc:
-        messages = [line.strip() for line in str(exc).splitlines() if '"msg"' in line or 'FAILED' in line]
-        return [result('peer_tools_info', 0, 'pass', '== 1', False,
-                       error=(messages[-1] if messages else str(exc))[-600:])]
+    vms = [VM_NAME, 'DC0_H0_VM_OFF', 'DC0_H0_VM_NOTOOLS']
+    passed, errors, started = 0, [], time.monotonic()
+    for vm in vms:
+        argv = [runner.command('ansible', peer=True), 'localhost', '-m', 'community.vmware.vmware_guest_tools_info',
+                '-a', 'name=%s' % vm]
+        try:
+            dummy, output = runner.run(argv, env, 300, 'the peer vmware_guest_tools_info on %s' % vm)
+            if 'vm_tools_install_type' not in output:
+                raise RuntimeError('%s: no vm_tools_install_type in the result' % vm)
+            passed += 1
+        except RuntimeError as exc:
+            messages = [line.strip() for line in str(exc).splitlines() if '"msg"' in line or 'FAILED' in line]
+            errors.append('%s: %s' % (vm, (messages[-1] if messages else str(exc))[-300:]))
+    extra = dict(wall_s=round(time.monotonic() - started, 3), vms=vms)
+    if errors:
+        extra['error'] = ' | '.join(errors)
+    return [result('peer_tools_info', passed, 'VMs', '== %d' % len(vms), passed == len(vms), **extra)]
 
 
 def peer_versions():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 
 import pytest
 from pyVmomi import vim, vmodl
@@ -271,19 +269,3 @@ def test_everything_serializes_for_all_properties(si):
         result = content.propertyCollector.ContinueRetrievePropertiesEx(result.token)
     assert {'vim.VirtualMachine', 'vim.Datastore', 'vim.Network', 'vim.HostSystem', 'vim.Datacenter'} <= kinds
     view.DestroyView()
-
-
-@pytest.mark.skipif(not os.environ.get('GUESTSIM_PEER_ANSIBLE'),
-                    reason='set GUESTSIM_PEER_ANSIBLE to an `ansible` of a separate venv with the PyPI ansible bundle')
-@pytest.mark.parametrize('vm_name', ['DC0_H0_VM0', 'DC0_H0_VM_OFF', 'DC0_H0_VM_NOTOOLS'])
-def test_community_vmware_guest_tools_info(sim, tmp_path, vm_name):
-    """community.vmware's vmware_guest_tools_info (unmodified, from another virtual environment) works."""
-    result = subprocess.run(
-        [os.environ['GUESTSIM_PEER_ANSIBLE'], 'localhost', '-o', '-m', 'community.vmware.vmware_guest_tools_info',
-         '-a', 'hostname=%s port=%d username=user password=simpass validate_certs=false datacenter=DC0 '
-               'name=%s' % (sim.host, sim.port, vm_name)],
-        capture_output=True, text=True, timeout=300, cwd=str(tmp_path), check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith(('PYTHON', 'VIRTUAL_ENV'))})
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert '"vm_tools_install_type": "guestToolsTypeOpenVMTools"' in result.stdout
-    assert '"vm_name": "%s"' % vm_name in result.stdout

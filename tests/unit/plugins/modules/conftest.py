@@ -216,8 +216,8 @@ class FakeGuest(object):
             if len(data) == 0:  # ESXi refuses empty uploads
                 return mock.Mock(status_code=500, text='Internal Server Error')
             self.files[path] = b''.join(iter(lambda: data.read(65536), b''))
-            if mode is not None:
-                self.modes[path] = mode
+            # vSphere gives an uploaded file 0644 unless asked otherwise, also when it replaces one
+            self.modes[path] = mode if mode is not None else 0o644
         else:
             content = self.files[path]
             response.iter_content = lambda chunk_size: iter([content[i:i + 4] for i in range(0, len(content), 4)])

@@ -423,6 +423,14 @@ def test_copy_mode_only(harness):
     assert harness.guest.modes['/tmp/m'] == 0o700
 
 
+def test_copy_new_content_keeps_the_mode_of_the_file_it_replaces(harness):
+    # vSphere resets an overwritten file to 0644; like ansible.builtin.copy the module keeps the mode.
+    assert harness.run(guest_copy, dict(BASE, content='#!/bin/sh\n', dest='/tmp/tool', mode='0755'))['changed']
+    assert harness.run(guest_copy, dict(BASE, content='#!/bin/sh\necho v2\n', dest='/tmp/tool'))['changed']
+    assert harness.guest.modes['/tmp/tool'] == 0o755
+    assert harness.guest.files['/tmp/tool'] == b'#!/bin/sh\necho v2\n'
+
+
 def test_copy_src_file(harness, tmp_path):
     src = tmp_path / 'big.bin'
     src.write_bytes(os.urandom(300000))
