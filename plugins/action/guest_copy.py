@@ -5,4 +5,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.guestops.vsphere.plugins.plugin_utils._action import GuestOpsAction as ActionModule  # noqa: F401
+from ansible_collections.guestops.vsphere.plugins.plugin_utils._action import GuestOpsAction
+
+
+class ActionModule(GuestOpsAction):
+    """Runs the module in the worker process when the task runs on the controller (see GuestOpsAction)."""

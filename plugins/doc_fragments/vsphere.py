@@ -93,9 +93,9 @@ options:
     default: 60
   retry_timeout:
     description:
-      - Seconds for which a call is repeated while its failure is transient, with growing pauses (at most 5 seconds):
-        the guest operations agent is unavailable (VMware Tools restarting), the VM is busy with another task or
-        another guest operation (C(InvalidState)), or vCenter refuses or drops connections while it restarts.
+      - Seconds for which a call is repeated while its failure is transient, with growing pauses (at most 5 seconds),
+        that is while the guest operations agent is unavailable (VMware Tools restarting), the VM is busy with another
+        task or another guest operation (C(InvalidState)), or vCenter drops connections while it restarts.
         A lost vCenter session is logged in again once. Other faults fail at once.
       - V(0) turns the retries off.
     type: int
@@ -103,7 +103,7 @@ options:
   keep_session:
     description:
       - A name under which the vCenter session stays open after the task, for later tasks that give the same name and
-        connection settings: they use it instead of logging in. The M(guestops.vsphere.run_program) role uses it so
+        connection settings, which use it instead of logging in. The role P(guestops.vsphere.run_program#role) uses it so
         that its steps share one login.
       - The session id is kept in a file that only its owner can read, under C(~/.ansible/guestops_vsphere_sessions)
         on the host running the module, until a task with O(end_session=true) logs out; a task that is interrupted

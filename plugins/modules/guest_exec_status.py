@@ -23,7 +23,7 @@ options:
       - The RV(guestops.vsphere.guest_exec#module:job) returned by M(guestops.vsphere.guest_exec).
       - The job's VM (C(job.vm.moid)) is used unless O(name), O(uuid) or O(moid) is given; a VM selected that
         way must be the job's VM, otherwise the task fails.
-      - The job is checked before anything is done with it: its C(token) must belong to its C(temp_dir), and
+      - The job is checked before anything is done with it. Its C(token) must belong to its C(temp_dir), and
         O(terminate) ends a pid only when its command line names the job's directory. A changed or hand-made
         handle is refused and nothing is touched.
     type: dict

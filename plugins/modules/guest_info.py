@@ -78,8 +78,8 @@ EXAMPLES = r"""
 RETURN = r"""
 guest_os:
   description:
-    - How the other modules of the collection treat the guest with O(guestops.vsphere.guest_exec#module:guest_os=auto):
-      V(windows) when the guest family is C(windowsGuest), or when it is unset and the guest id names Windows;
+    - How the other modules of the collection treat the guest with O(guestops.vsphere.guest_exec#module:guest_os=auto).
+    - V(windows) when the guest family is C(windowsGuest), or when it is unset and the guest id names Windows;
       V(linux) otherwise.
   returned: success
   type: str

@@ -12,9 +12,9 @@ short_description: The steps of guest_exec one task at a time (prepare, start, r
 version_added: 0.2.0
 description:
   - Runs the steps of M(guestops.vsphere.guest_exec) one at a time, for playbooks and roles that show every step
-    of VMware's best-practice workflow as its own task (the M(guestops.vsphere.run_program) role does).
-    Every rule is the one of M(guestops.vsphere.guest_exec): the same directory, command lines, deadline and
-    retries.
+    of VMware's best-practice workflow as its own task, as the role P(guestops.vsphere.run_program#role) does.
+    Every rule is the one of M(guestops.vsphere.guest_exec), with the same directory, command lines, deadline
+    and retries.
   - V(prepared) creates the job's private temporary directory (steps 2 and 3 of the workflow; the output files
     are made inside it when the program starts) and returns a RV(job) handle. Expired job directories of
     earlier runs next to it are deleted.
@@ -22,7 +22,7 @@ description:
   - V(started) starts the program in the job's directory (step 5) and returns the handle with its pid; poll it
     with M(guestops.vsphere.guest_exec_status) (steps 6 and 7).
   - V(absent) terminates the program if it still runs and deletes the job's directory (step 8). It is safe to
-    run in an C(always) section: a job that was never started, or was removed already, is fine.
+    run in an C(always) section, also for a job that was never started or was removed already.
 options:
   state:
     description:
@@ -107,7 +107,8 @@ attributes:
 seealso:
   - module: guestops.vsphere.guest_exec
   - module: guestops.vsphere.guest_exec_status
-  - role: guestops.vsphere.run_program
+  - ref: ansible_collections.guestops.vsphere.docsite.guide_workflow
+    description: The workflow, and how the run_program role runs these steps.
 author:
   - guestops.vsphere maintainers (@guestops)
 """

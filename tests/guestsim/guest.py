@@ -243,8 +243,8 @@ class GuestSystem:
             if path and os.path.isdir(path):
                 return path
             while True:
-                path = os.path.join(self.tmp_root, 'vmware-%s_%d-%d' % (user, self.agent_pid,
-                                                                         random.randint(1, 4294967295)))
+                name = 'vmware-%s_%d-%d' % (user, self.agent_pid, random.randint(1, 4294967295))
+                path = os.path.join(self.tmp_root, name)
                 try:
                     os.mkdir(path, 0o700)
                     break

@@ -478,21 +478,21 @@ class VirtualMachine(Entity):
                                                                     hostPointingDevice='autodetect'),
                 deviceInfo=desc(label='Pointing device', summary='Pointing device; Device')),
             dev.VirtualVideoCard(key=500, controllerKey=100, unitNumber=0, videoRamSizeInKB=4096,
-                                        numDisplays=1, useAutoDetect=False, enable3DSupport=False,
-                                        use3dRenderer='automatic', graphicsMemorySizeInKB=262144,
-                                        deviceInfo=desc(label='Video card ', summary='Video card')),
+                                 numDisplays=1, useAutoDetect=False, enable3DSupport=False,
+                                 use3dRenderer='automatic', graphicsMemorySizeInKB=262144,
+                                 deviceInfo=desc(label='Video card ', summary='Video card')),
             dev.VirtualVMCIDevice(key=12000, controllerKey=100, unitNumber=17, id=-1,
-                                         allowUnrestrictedCommunication=False, filterEnable=True,
-                                         deviceInfo=desc(label='VMCI device', summary='Device on the virtual '
-                                                         'machine PCI bus that provides support for the '
-                                                         'virtual machine communication interface')),
+                                  allowUnrestrictedCommunication=False, filterEnable=True,
+                                  deviceInfo=desc(label='VMCI device', summary='Device on the virtual '
+                                                  'machine PCI bus that provides support for the '
+                                                  'virtual machine communication interface')),
             dev.ParaVirtualSCSIController(key=1000, busNumber=0, controllerKey=100, unitNumber=3, device=[2000],
                                           sharedBus='noSharing', hotAddRemove=True, scsiCtlrUnitNumber=7,
                                           deviceInfo=desc(label='SCSI controller 0',
                                                           summary='VMware paravirtual SCSI')),
             dev.VirtualCdrom(key=3000, controllerKey=200, unitNumber=0,
-                             backing=dev.VirtualCdrom.RemotePassthroughBackingInfo(deviceName='', exclusive=False,
-                                                                                    useAutoDetect=False),
+                             backing=dev.VirtualCdrom.RemotePassthroughBackingInfo(
+                                 deviceName='', exclusive=False, useAutoDetect=False),
                              connectable=dev.VirtualDevice.ConnectInfo(startConnected=False, allowGuestControl=True,
                                                                        connected=False, status='untried'),
                              deviceInfo=desc(label='CD/DVD drive 1', summary='Remote device')),

@@ -172,6 +172,7 @@ def test_exclusive_guest_ops_answer_invalid_state(sim, si, guest):
         assert sim.options()['exclusive_guest_ops'] is True
         # The slow call is in flight for ``delay`` seconds; on a very slow machine our call may come
         # after it, then the attempt is repeated with a longer delay.
+        info = None
         for delay in (1.0, 3.0, 8.0):
             thread, outcome, service_instance = _slow_call_in_thread(sim, 'DC0_H0_VM0', delay)
             try:

@@ -4,7 +4,8 @@
 # ansible-test passes the settings of tests/integration/cloud-config-vcenter.ini as "-e @FILE".
 set -eux
 # The shared setup_guestsim role lives beside this target.
-export ANSIBLE_ROLES_PATH="$(cd .. && pwd)"
+ANSIBLE_ROLES_PATH="$(cd .. && pwd)"
+export ANSIBLE_ROLES_PATH
 
 ansible-playbook engine.yml -e "output_dir=${OUTPUT_DIR}" "$@"
 ansible-playbook interrupt.yml -e "output_dir=${OUTPUT_DIR}" "$@"

@@ -103,7 +103,10 @@ def test_sweep_deletes_only_our_expired_directories():
 
 def test_sweep_failures_are_warnings():
     client = FakeClient()
-    client.list_dir = lambda path, match_pattern=None: (_ for _ in ()).throw(VSphereError('agent gone'))
+
+    def agent_gone(path, match_pattern=None):
+        raise VSphereError('agent gone')
+    client.list_dir = agent_gone
     warnings = []
     assert _exec.sweep_expired(client, '/tmp', 1, warn=warnings.append) == []
     assert 'agent gone' in warnings[0]
