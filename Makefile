@@ -22,7 +22,7 @@ RUN := PATH="$(BIN):$$PATH" ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)"
 ANSIBLE_TEST := cd "$(COLLECTION)" && $(RUN) ansible-test
 TEST_PYTHON := --python 3.11 --color no
 
-.PHONY: help venv collection tools simulator demo test simulator-tests units sanity integration lint dist bench clean
+.PHONY: help venv collection tools windows-tools simulator demo test simulator-tests units sanity integration lint dist bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,7 +51,21 @@ tools: ## Install shellcheck for the sanity test when it is missing (needs apt-g
 	  else echo "error: shellcheck is not installed; the sanity tests need it (apt-get install shellcheck)" >&2; exit 1; fi; \
 	fi
 
-simulator: venv ## Run the vSphere simulator in the foreground on 127.0.0.1:8989 (PORT=... to change)
+# Windows VMs of the simulator run their programs with Debian's Wine (wine64; its loader is
+# /usr/lib/wine/wine64, not on PATH) and the simulator builds its Windows helpers with mingw-w64.
+WINE64 ?= /usr/lib/wine/wine64
+MINGW_GCC ?= x86_64-w64-mingw32-gcc
+windows-tools: ## Install wine64 and gcc-mingw-w64-x86-64 for the Windows VMs when missing (needs apt-get and root)
+	@if [ ! -x "$(WINE64)" ] || ! command -v $(MINGW_GCC) >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wine64 gcc-mingw-w64-x86-64 >/dev/null) \
+	      || { echo "error: could not install wine64 and gcc-mingw-w64-x86-64, which the Windows VMs need" >&2; exit 1; }; \
+	  else echo "error: wine64 ($(WINE64)) or $(MINGW_GCC) is missing; the Windows VMs need them (apt-get install wine64 gcc-mingw-w64-x86-64)" >&2; exit 1; fi; \
+	fi
+	@[ -x "$(WINE64)" ] || { echo "error: $(WINE64) is still missing after installing wine64" >&2; exit 1; }
+	@command -v $(MINGW_GCC) >/dev/null || { echo "error: $(MINGW_GCC) is still missing" >&2; exit 1; }
+
+simulator: venv windows-tools ## Run the vSphere simulator in the foreground on 127.0.0.1:8989 (PORT=... to change)
 	mkdir -p "$(BUILD)"
 	PYTHONPATH=tests "$(BIN)/python" -m guestsim --port $(PORT) --state-dir "$(BUILD)/simulator" \
 	  --write-cloud-config tests/integration/cloud-config-vcenter.ini
@@ -64,7 +78,7 @@ demo: collection ## Run the run_program role against the simulator and show the 
 test: simulator-tests units sanity integration lint dist ## Everything CI runs: simulator tests, units, sanity, integration, lint, build
 	@echo "make test: all suites passed"
 
-simulator-tests: venv ## The simulator's own pytest suite
+simulator-tests: venv windows-tools ## The simulator's own pytest suite (Windows VMs included: needs windows-tools)
 	PYTHONPATH=tests "$(BIN)/python" -m pytest -p no:cacheprovider -q tests/guestsim/tests
 
 units: collection $(GET_PIP_CACHE) ## ansible-test units

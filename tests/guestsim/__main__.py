@@ -56,7 +56,7 @@ def main(argv=None) -> int:
             content_length_limit=None if args.content_length_limit < 0 else args.content_length_limit,
             accept_empty_upload=args.accept_empty_upload, allow_noexec_mount=not args.no_noexec_mount,
             control_port=None if args.control_port < 0 else args.control_port,
-            exclusive_guest_ops=args.exclusive_guest_ops)
+            exclusive_guest_ops=args.exclusive_guest_ops, windows_init='background')
     except (InventoryError, OSError) as exc:
         sys.stderr.write('guestsim: %s\n' % exc)
         return 2
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     lines = [
         'guestsim listening on %s' % simulator.url,
         '  vCenter login: %s / %s' % (user, password),
-        '  guest login:   root / guestpass (every default VM)',
+        '  guest login:   root / guestpass (every default Linux VM), Administrator / guestpass (DC0_H0_WIN0)',
         '  CA certificate: %s' % simulator.ca_file,
         '  state dir:     %s' % simulator.state_dir,
         '  state:         %s/guestsim/state' % simulator.control_base_url,

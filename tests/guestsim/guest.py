@@ -570,8 +570,15 @@ class GuestSystem:
         threading.Thread(target=self._wait, args=(process,), name='guest-wait-%d' % popen.pid, daemon=True).start()
         return popen.pid
 
+    @staticmethod
+    def _exit_code(process: GuestProcess, returncode: int) -> int:
+        """The exit code the agent records. The Linux agent stores WEXITSTATUS(status) unconditionally,
+        so a program killed by a signal (for example by TerminateProcessInGuest) reports 0."""
+        del process
+        return returncode if returncode >= 0 else 0
+
     def _wait(self, process: GuestProcess):
-        code = process.popen.wait()
+        code = self._exit_code(process, process.popen.wait())
         process.done.set()
         # vixTools.c VixToolsMonitorStartProgram: a GLib timer of SECONDS_BETWEEN_POLL_TEST_FINISHED
         # (1 s), armed at the start and re-armed after each check, asks whether the program still
@@ -584,9 +591,7 @@ class GuestSystem:
             time.sleep(delay)
         with self.lock:
             if self.processes.get(process.pid) is process:
-                # The agent stores WEXITSTATUS(status) unconditionally, so a program killed by a signal
-                # (for example by TerminateProcessInGuest) is reported with exit code 0 on Linux.
-                process.exit_code = code if code >= 0 else 0
+                process.exit_code = code
                 now = time.time()
                 process.end_time = _utc_seconds(now)
                 process.end_wall = int(now)

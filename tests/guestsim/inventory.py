@@ -24,6 +24,14 @@ LINUX_GUEST = {
     'guest_family': 'linuxGuest',
 }
 
+# `os: windows` in the inventory: a Windows VM whose programs run under Wine (guestsim/windows.py).
+WINDOWS_GUEST = {
+    'guest_id': 'windows2019srv_64Guest',
+    'guest_full_name': 'Microsoft Windows Server 2019 (64-bit)',
+    'guest_family': 'windowsGuest',
+}
+DEFAULT_WINDOWS_USERS = {'Administrator': 'guestpass'}
+
 
 def _uuid_for(kind: str, key: str, first: str) -> str:
     value = str(uuid.uuid5(UUID_NAMESPACE, '%s:%s' % (kind, key)))
@@ -309,15 +317,19 @@ class VirtualMachine(Entity):
         self.datacenter: Datacenter | None = None
         self.uuid = options.get('uuid') or _uuid_for('bios', moid, '42')
         self.instance_uuid = options.get('instance_uuid') or _uuid_for('instance', moid, '50')
-        self.guest_id = options.get('guest_id', LINUX_GUEST['guest_id'])
-        self.guest_full_name = options.get('guest_full_name', LINUX_GUEST['guest_full_name'])
-        self.guest_family = options.get('guest_family', LINUX_GUEST['guest_family'])
+        # linux (programs run by bash) | windows (programs run by Wine, see guestsim/windows.py)
+        self.guest_os = options.get('os', 'linux')
+        defaults = WINDOWS_GUEST if self.guest_os == 'windows' else LINUX_GUEST
+        self.guest_id = options.get('guest_id', defaults['guest_id'])
+        self.guest_full_name = options.get('guest_full_name', defaults['guest_full_name'])
+        self.guest_family = options.get('guest_family', defaults['guest_family'])
         self.power_state = options.get('power_state', 'poweredOn')
         # running | not_running | not_installed
         self.tools = options.get('tools', 'running')
         self.ready_delay = float(options.get('ready_delay', 0) or 0)
         self.noexec_tmp = bool(options.get('noexec_tmp', False))
-        self.users = dict(options.get('users') or DEFAULT_GUEST_USERS)
+        self.users = dict(options.get('users') or (
+            DEFAULT_WINDOWS_USERS if self.guest_os == 'windows' else DEFAULT_GUEST_USERS))
         self.ip_address = options.get('ip_address', '')
         self.host_name = options.get('host_name') or name.lower().replace('_', '-')
         self.powered_on_at = time.monotonic() if self.power_state == 'poweredOn' else None
@@ -794,11 +806,12 @@ def default_inventory() -> Inventory:
     inv.add_vm(dc0, 'DC0_H0_VM_NOEXEC', host='DC0_H0', noexec_tmp=True, ip_address='10.0.0.33')
     inv.add_vm(dc0, 'DUP_VM', folder='F0', host='DC0_H0', ip_address='10.0.0.40')
     inv.add_vm(dc0, 'DUP_VM', folder='F1', host='DC0_H0', ip_address='10.0.0.41')
+    inv.add_vm(dc0, 'DC0_H0_WIN0', host='DC0_H0', os='windows', ip_address='10.0.0.50')
     return inv
 
 
-VM_OPTION_KEYS = ('uuid', 'instance_uuid', 'guest_id', 'guest_full_name', 'guest_family', 'power_state', 'tools',
-                  'ready_delay', 'noexec_tmp', 'users', 'ip_address', 'host_name')
+VM_OPTION_KEYS = ('uuid', 'instance_uuid', 'os', 'guest_id', 'guest_full_name', 'guest_family', 'power_state',
+                  'tools', 'ready_delay', 'noexec_tmp', 'users', 'ip_address', 'host_name')
 
 
 class InventoryError(ValueError):
@@ -832,6 +845,10 @@ def load_inventory(path: str) -> Inventory:
         try:
             datacenter = inv.datacenter(vm_spec.get('datacenter', 'DC0'))
             options = {k: vm_spec[k] for k in VM_OPTION_KEYS if k in vm_spec}
+            if options.get('os') not in (None, 'linux', 'windows'):
+                raise InventoryError('%s: os must be linux or windows' % path)
+            if options.get('os') == 'windows' and options.get('noexec_tmp'):
+                raise InventoryError('%s: noexec_tmp is for Linux VMs' % path)
             if options.get('tools') not in (None, 'running', 'not_running', 'not_installed'):
                 raise InventoryError('%s: tools must be running, not_running or not_installed' % path)
             inv.add_vm(datacenter, vm_spec['name'], folder=vm_spec.get('folder', ''), host=vm_spec.get('host', ''),

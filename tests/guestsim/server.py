@@ -488,7 +488,7 @@ class Simulator:
                  transfer_ttl: float | None = None, session_timeout: float | None = None, users=None,
                  content_length_limit: int | None = DEFAULT_CONTENT_LENGTH_LIMIT, accept_empty_upload: bool = False,
                  allow_noexec_mount: bool = True, control_port: int | None = 0, exclusive_guest_ops: bool = False,
-                 exit_poll_interval: float = EXIT_POLL_INTERVAL):
+                 exit_poll_interval: float = EXIT_POLL_INTERVAL, windows_init: str = 'lazy'):
         self.host = host
         self.requested_port = port
         self.requested_control_port = control_port
@@ -501,7 +501,7 @@ class Simulator:
         self.service = Service(self.state_dir, inventory, users=self.users, retention=retention,
                                transfer_ttl=transfer_ttl, session_timeout=session_timeout,
                                allow_noexec_mount=allow_noexec_mount, exclusive_guest_ops=exclusive_guest_ops,
-                               exit_poll_interval=exit_poll_interval)
+                               exit_poll_interval=exit_poll_interval, windows_init=windows_init)
         self.content_length_limit = content_length_limit
         self.accept_empty_upload = accept_empty_upload
         self.certificates = Certificates(self.state_dir, hosts=(host,))
@@ -594,6 +594,7 @@ class Simulator:
             self._thread = self._serve(self.httpd, 'guestsim-http')
             if self.control_httpd is not None:
                 self._control_thread = self._serve(self.control_httpd, 'guestsim-control')
+        self.service.start_background_work()
         return self
 
     def serve_forever(self):

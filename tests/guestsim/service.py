@@ -19,6 +19,7 @@ from .faultrules import FaultRules
 from .guest import POLL_SECONDS as EXIT_POLL_INTERVAL, GuestSystem
 from .inventory import Inventory, VirtualMachine
 from .search import SearchIndex
+from .windows import WindowsGuestSystem, WindowsTools
 from .sessions import SessionStore, cookie_from_header
 from .transfers import TransferStore
 
@@ -86,7 +87,7 @@ class Service:
     def __init__(self, state_dir: str, inventory: Inventory, users=None, retention: float = DEFAULT_RETENTION,
                  transfer_ttl: float | None = None, session_timeout: float | None = None,
                  allow_noexec_mount: bool = True, exclusive_guest_ops: bool = False,
-                 exit_poll_interval: float = EXIT_POLL_INTERVAL):
+                 exit_poll_interval: float = EXIT_POLL_INTERVAL, windows_init: str = 'lazy'):
         self.state_dir = os.path.abspath(state_dir)
         self.inventory = inventory
         self.port = 0
@@ -102,9 +103,17 @@ class Service:
         self.collector = PropertyCollector(self)
         self.search = SearchIndex(inventory)
         self.guests: dict[str, GuestSystem] = {}
+        # Wine and the Windows programs built with mingw-w64, shared by the Windows VMs.
+        self.windows_tools = WindowsTools(os.path.join(self.state_dir, 'windows-bin'))
         for vm in inventory.vms():
             root = os.path.join(self.state_dir, 'vms', vm.moid)
-            self.guests[vm.moid] = GuestSystem(vm, root, retention, allow_noexec_mount, exit_poll_interval)
+            if vm.guest_os == 'windows':
+                self.guests[vm.moid] = WindowsGuestSystem(vm, root, retention, self.windows_tools, exit_poll_interval)
+            else:
+                self.guests[vm.moid] = GuestSystem(vm, root, retention, allow_noexec_mount, exit_poll_interval)
+        if windows_init not in ('lazy', 'background'):
+            raise ValueError('windows_init is lazy or background')
+        self.windows_init = windows_init
         self.singletons = {}
         for obj in (
             Singleton(vim.ServiceInstance, 'ServiceInstance', lambda: {
@@ -629,9 +638,26 @@ class Service:
                      'tools_restarting': vm.tools_restarting(),
                      'noexec_mount': self.guests[vm.moid].noexec_mounted,
                      'noexec_emulated': self.guests[vm.moid].noexec_emulated,
-                     'guest_ops_in_flight': in_flight.get(vm.moid, 0)}
+                     'guest_ops_in_flight': in_flight.get(vm.moid, 0),
+                     'guest_os': vm.guest_os,
+                     **self._windows_state(vm)}
                     for vm in self.inventory.vms()],
         }
+
+    def windows_guests(self) -> list:
+        return [g for g in self.guests.values() if isinstance(g, WindowsGuestSystem)]
+
+    def start_background_work(self):
+        """With windows_init='background', every Windows VM's Wine prefix is prepared now, in threads."""
+        if self.windows_init == 'background':
+            for guest in self.windows_guests():
+                guest.prepare_in_background()
+
+    def _windows_state(self, vm) -> dict:
+        guest = self.guests[vm.moid]
+        if not isinstance(guest, WindowsGuestSystem):
+            return {}
+        return {'wine_prefix': guest.prefix, 'wine_ready': guest.ready(), 'wine_init_seconds': guest.init_seconds}
 
     def shutdown(self):
         for guest in self.guests.values():

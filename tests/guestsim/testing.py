@@ -104,7 +104,9 @@ def guestsim_server(tmp_path_factory):
     """A simulator on a free loopback port for the whole test session."""
     state_dir = tmp_path_factory.mktemp('guestsim-state')
     poll = os.environ.get('GUESTSIM_EXIT_POLL_INTERVAL')
-    simulator = Simulator(port=0, state_dir=str(state_dir),
+    # The Windows VM's Wine prefix is prepared in the background while the first tests run (once per
+    # test session: wineboot takes a few seconds).
+    simulator = Simulator(port=0, state_dir=str(state_dir), windows_init='background',
                           **({'exit_poll_interval': float(poll)} if poll else {})).start()
     try:
         yield SimulatorHandle(simulator)

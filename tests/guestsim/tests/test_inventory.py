@@ -29,7 +29,8 @@ def test_default_inventory_names(si):
     result = _all_vms_by_view(content, ['name'])
     names = sorted(o.propSet[0].val for o in result)
     assert names == sorted(['DC0_H0_VM0', 'DC0_H0_VM1', 'DC0_C0_RP0_VM0', 'DC0_C0_RP0_VM1', 'DC0_H0_VM_OFF',
-                            'DC0_H0_VM_NOTOOLS', 'DC0_H0_VM_SLOWBOOT', 'DC0_H0_VM_NOEXEC', 'DUP_VM', 'DUP_VM'])
+                            'DC0_H0_VM_NOTOOLS', 'DC0_H0_VM_SLOWBOOT', 'DC0_H0_VM_NOEXEC', 'DUP_VM', 'DUP_VM',
+                            'DC0_H0_WIN0'])
     datacenter = content.rootFolder.childEntity[0]
     compute = {c.name: c for c in datacenter.hostFolder.childEntity}
     assert isinstance(compute['DC0_C0'], vim.ClusterComputeResource)
@@ -93,7 +94,7 @@ def test_traversal_from_root_folder(si):
     folders = sorted(o.propSet[0].val for o in result if isinstance(o.obj, vim.Folder))
     vms = [o.propSet[0].val for o in result if isinstance(o.obj, vim.VirtualMachine)]
     assert folders == ['Datacenters', 'F0', 'F1', 'vm']
-    assert vms.count('DUP_VM') == 2 and len(vms) == 10
+    assert vms.count('DUP_VM') == 2 and len(vms) == 11
 
 
 def test_retrieve_properties_ex_paging(si):
@@ -109,7 +110,7 @@ def test_retrieve_properties_ex_paging(si):
     while page.token:
         page = collector.ContinueRetrievePropertiesEx(page.token)
         names.extend(o.propSet[0].val for o in page.objects)
-    assert len(names) == 10
+    assert len(names) == 11
     # Nothing matches: no returnval at all, as on vCenter.
     empty = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
                           propSet=[PC.PropertySpec(type=vim.Datastore, pathSet=['name'])])
