@@ -244,8 +244,8 @@ class WindowsGuestSystem(GuestSystem):
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 timeout=WINEBOOT_TIMEOUT, check=False)
         if result.returncode != 0 or not os.path.isdir(os.path.join(self.root, 'windows', 'system32')):
-            raise RuntimeError('wineboot failed (%d): %s' % (result.returncode,
-                                                           result.stderr.decode('utf-8', 'replace')[-1000:]))
+            detail = result.stderr.decode('utf-8', 'replace')[-1000:]
+            raise RuntimeError('wineboot failed (%d): %s' % (result.returncode, detail))
         # Windows spells the profiles folder C:\Users (Wine: users); Wine finds names case-insensitively.
         wine_users, users = os.path.join(self.root, 'users'), os.path.join(self.root, 'Users')
         if os.path.isdir(wine_users) and not os.path.lexists(users):
@@ -399,7 +399,7 @@ class WindowsGuestSystem(GuestSystem):
         """Wine reports FILE_ATTRIBUTE_READONLY for a file without its owner's write bit."""
         return not stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IWUSR
 
-    def attributes_of(self, path: str, st: os.stat_result | None = None):  # pylint: disable=arguments-differ
+    def attributes_of(self, path: str, st: os.stat_result | None = None):  # pylint: disable=arguments-differ,arguments-renamed
         st = st or os.lstat(path)
         created = getattr(st, 'st_birthtime', None)
         return vim.vm.guest.FileManager.WindowsFileAttributes(
@@ -439,7 +439,7 @@ class WindowsGuestSystem(GuestSystem):
         if mtime is not None or atime is not None:
             os.utime(path, (atime.timestamp() if atime else st.st_atime, mtime.timestamp() if mtime else st.st_mtime))
 
-    def apply_attributes(self, path, attrs, default_mode, default_owner=False):  # pylint: disable=arguments-differ
+    def apply_attributes(self, path, attrs, default_mode, default_owner=False):  # pylint: disable=arguments-differ,arguments-renamed
         """After an upload (transfers.py): a new or overwritten file is a normal file plus ``attrs``."""
         del default_mode, default_owner
         self.apply_windows_attributes(path, attrs, reset=True)
