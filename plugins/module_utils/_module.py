@@ -40,7 +40,9 @@ class Target(object):
 
 def open_session(params):
     """The one seam between modules and vSphere (unit tests replace it)."""
-    return VSphereSession.from_params(params)
+    session = VSphereSession.from_params(params)
+    session.session_owner = _InProcessCall.current is not None
+    return session
 
 
 def guest_client(session, vm, params):

@@ -82,3 +82,38 @@ def forget(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def process_start(pid):
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None when it is gone."""
+    try:
+        with open('/proc/%d/stat' % int(pid)) as handle:
+            fields = handle.read().rsplit(')', 1)[1].split()
+        return int(fields[19])
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+
+
+def owner():
+    """The process whose lifetime a kept session follows: Ansible's main process, the parent of the
+    worker process in which the collection's modules run."""
+    pid = os.getppid()
+    return dict(owner_pid=pid, owner_start=process_start(pid))
+
+
+def abandoned(hostname, port):
+    """(path, kept) of kept sessions for this vCenter whose owning Ansible process has ended."""
+    directory = os.path.expanduser(CACHE_DIR)
+    found = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return found
+    for name in names:
+        path = os.path.join(directory, name)
+        kept = load(path)
+        if not kept or kept.get('owner_pid') is None or kept.get('hostname') != hostname or kept.get('port') != port:
+            continue
+        if process_start(kept['owner_pid']) != kept.get('owner_start'):
+            found.append((path, kept))
+    return found

@@ -322,7 +322,7 @@ class VSphereSession(object):
     def __init__(self, hostname, username, password, port=443, validate_certs=True,
                  proxy_host=None, proxy_port=None, request_timeout=DEFAULT_REQUEST_TIMEOUT,
                  retry_timeout=DEFAULT_RETRY_TIMEOUT, keep_session=None, end_session=False,
-                 sleep=time.sleep, clock=time.monotonic):
+                 session_owner=False, sleep=time.sleep, clock=time.monotonic):
         self.hostname = hostname
         self.username = username
         self._password = password
@@ -334,6 +334,8 @@ class VSphereSession(object):
         self.retry_timeout = DEFAULT_RETRY_TIMEOUT if retry_timeout is None else retry_timeout
         self.keep_session = keep_session
         self.end_session = end_session
+        # Kept sessions follow Ansible's main process when the module runs inside its worker.
+        self.session_owner = session_owner
         self._kept_at = None
         self._sleep = sleep
         self._clock = clock
@@ -382,6 +384,7 @@ class VSphereSession(object):
         # pyVmomi's version negotiation opens its own connection without a timeout; sockets
         # created without one take this default, so no endpoint can hang the module.
         socket.setdefaulttimeout(self.request_timeout)
+        self._end_abandoned_sessions(kwargs)
         if self.keep_session:
             self._kept_at = _session_cache.cache_path(self.keep_session, self.hostname, self.port, self.username,
                                                       self._password)
@@ -425,6 +428,20 @@ class VSphereSession(object):
                     "hostname and port." % (step, self.hostname, self.port), fault=exc, step=step)
         return step_error(step, exc, **self.context())
 
+    def _end_abandoned_sessions(self, kwargs):
+        """Log out the kept sessions of this vCenter whose Ansible run was killed between two tasks."""
+        for path, kept in _session_cache.abandoned(self.hostname, self.port):
+            _session_cache.forget(path)
+            try:
+                stub = SoapStubAdapter(host=self.hostname, port=self.port, version=kept['version'],
+                                       sslContext=kwargs['sslContext'], httpConnectionTimeout=self.request_timeout,
+                                       httpProxyHost=kwargs.get('httpProxyHost'),
+                                       httpProxyPort=kwargs.get('httpProxyPort', 80), sessionId=kept['session_id'])
+                _KeptContent(stub, kept['content']).sessionManager.Logout()
+                stub.DropConnections()
+            except Exception:
+                pass  # gone already, or vCenter unreachable: its idle timeout ends it
+
     def _reattach(self, kept, kwargs):
         stub = SoapStubAdapter(host=self.hostname, port=self.port, version=kept['version'],
                                sslContext=kwargs['sslContext'], httpConnectionTimeout=self.request_timeout,
@@ -444,7 +461,11 @@ class VSphereSession(object):
             (name, getattr(self.content, name, None)) for name in _KeptContent.NAMES) if ref is not None)
         managers = dict((key, (type(ref).__name__, ref._moId)) for key, ref in (self._guest_managers or {}).items()
                         if ref is not None)
-        return dict(session_id=_session_id(self.si), version=stub.version, content=content, guest_managers=managers)
+        kept = dict(session_id=_session_id(self.si), version=stub.version, content=content, guest_managers=managers,
+                    hostname=self.hostname, port=self.port)
+        if self.session_owner:
+            kept.update(_session_cache.owner())
+        return kept
 
     def _login_again(self):
         """Replace a lost session (vCenter restarted, session expired) with a new login."""

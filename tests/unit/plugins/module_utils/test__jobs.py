@@ -193,3 +193,16 @@ def test_stale_kept_sessions_are_forgotten(tmp_path, monkeypatch):
     os.utime(old, (1000, 1000))
     _session_cache.cache_path('new', 'vc', 443, 'user', 'pw')
     assert not os.path.exists(old)
+
+
+def test_a_kept_session_whose_ansible_process_ended_is_abandoned(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    alive = _session_cache.cache_path('alive', 'vc', 443, 'user', 'pw')
+    dead = _session_cache.cache_path('dead', 'vc', 443, 'user', 'pw')
+    other = _session_cache.cache_path('other', 'vc2', 443, 'user', 'pw')
+    me = dict(owner_pid=os.getpid(), owner_start=_session_cache.process_start(os.getpid()))
+    base = dict(version='v', content={}, hostname='vc', port=443)
+    _session_cache.save(alive, dict(base, session_id='a', **me))
+    _session_cache.save(dead, dict(base, session_id='d', owner_pid=os.getpid(), owner_start=-1))
+    _session_cache.save(other, dict(base, session_id='o', hostname='vc2', owner_pid=os.getpid(), owner_start=-1))
+    assert [kept['session_id'] for path, kept in _session_cache.abandoned('vc', 443)] == ['d']
