@@ -107,7 +107,8 @@ options:
         that its steps share one login.
       - The session id is kept in a file that only its owner can read, under C(~/.ansible/guestops_vsphere_sessions)
         on the host running the module, until a task with O(end_session=true) logs out; a task that is interrupted
-        (SIGINT, SIGTERM) logs out too. A session left behind by a killed run ends with vCenter's idle timeout.
+        (SIGINT, SIGTERM) logs out too. When the module runs on the controller, the session follows Ansible's main
+        process; after a run was killed between two tasks, the next task against the same vCenter logs it out.
     type: str
   end_session:
     description:
