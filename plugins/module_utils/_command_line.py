@@ -250,11 +250,17 @@ def windows_wrapped(command, stdout_path, stderr_path, rc_path=None, working_dir
     carets so that the outer shell passes it on untouched) with all of its output
     redirected, then writes the inner exit code into the rc file. ``%^ERRORLEVEL%``
     survives the outer parse and is expanded by ``call`` after the inner cmd ends.
+
+    The redirections stand between the inner ``cmd.exe`` and its switches, and ``&``
+    follows the closing quote at once: cmd.exe removes redirections from the line it
+    hands to a program but keeps the blanks around them, and ``/s`` keeps whatever
+    follows the last quote, so redirections (or a blank) after the command would end
+    the user's command with blanks (Wine's cmd.exe: ``echo hi`` printed ``hi    ``).
     """
-    line = '%s /d /s /c %s 1>%s 2>%s <NUL' % (
-        WINDOWS_SHELL, cmd_escape('"' + command + '"'), _cmd_path(stdout_path), _cmd_path(stderr_path))
+    line = '%s 1>%s 2>%s <NUL /d /s /c %s' % (
+        WINDOWS_SHELL, _cmd_path(stdout_path), _cmd_path(stderr_path), cmd_escape('"' + command + '"'))
     if rc_path:
-        line += ' & call echo %%^ERRORLEVEL%%>%s' % _cmd_path(rc_path)
+        line += '& call echo %%^ERRORLEVEL%%>%s' % _cmd_path(rc_path)
     arguments = '/d /s /c "%s"' % line
     return ProgramSpec(WINDOWS_SHELL, arguments, working_directory, windows_env(env), display=command)
 

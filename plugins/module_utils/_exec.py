@@ -25,8 +25,10 @@ import time
 
 from ansible_collections.guestops.vsphere.plugins.module_utils import _paths
 from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import (
+    WINDOWS_SHELL,
     CommandLineError,
     JobFiles,
+    ProgramSpec,
     build_program,
     parse_rc,
 )
@@ -42,6 +44,10 @@ DEADLINE_GRACE = 10
 DEFAULT_RETENTION = 86400
 WAIT_RETENTION = 300
 TERMINATE_GRACE = 15
+# Windows: TerminateProcessInGuest ends one process; these end or list the rest of the tree.
+TASKKILL = 'C:\\Windows\\System32\\taskkill.exe'
+WMIC = 'C:\\Windows\\System32\\wbem\\wmic.exe'
+HELPER_TIMEOUT = 30
 JOB_HINT = 'pass the job returned by guest_exec wait=false (or guest_job) unchanged'
 
 _JOB_DIR = re.compile(r'^%sx(\d{9,12})-([0-9a-f]{16})-' % re.escape(EXEC_TEMP_PREFIX))
@@ -423,17 +429,102 @@ def verify_running_program(client, job, info):
                            % (job.pid, client.vm.name, job.temp_dir, JOB_HINT), step='Terminating the program')
 
 
-def terminate(client, job, warnings):
-    """Terminate the job's program (whole process tree on Linux) and wait for it; True when it ended."""
-    info = client.process(job.pid)
-    if info is None or info.endTime is not None:
-        return False
-    verify_running_program(client, job, info)
+def parse_process_tree(text):
+    """{parent pid: [child pids]} from ``wmic process get ParentProcessId,ProcessId`` output.
+
+    wmic prints its columns in alphabetical order (ParentProcessId, then ProcessId), as UTF-16
+    with a byte order mark when redirected; the header line (Wine glues its names together) and
+    any line that is not two numbers are skipped.
+    """
+    if isinstance(text, bytes):
+        if text[:2] in (b'\xff\xfe', b'\xfe\xff'):
+            text = text.decode('utf-16', 'replace')
+        else:
+            text = text.decode('utf-8', 'replace')
+    tree = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            parent, child = int(fields[0]), int(fields[1])
+            if parent != child:
+                tree.setdefault(parent, []).append(child)
+    return tree
+
+
+def descendants(tree, pid):
+    """Every pid below ``pid`` in a tree from parse_process_tree, parents before their children."""
+    found = []
+    queue = list(tree.get(int(pid), []))
+    while queue:
+        child = queue.pop(0)
+        if child in found or child == int(pid):
+            continue
+        found.append(child)
+        queue.extend(tree.get(child, []))
+    return found
+
+
+def _run_helper(client, spec, warnings):
+    """Start a helper program in the guest and wait for it; its exit code, or None (with a warning)."""
+    try:
+        pid = client.start_program(spec)
+        return client.wait_for_exit(pid, HELPER_TIMEOUT).exit_code
+    except VSphereError as err:
+        warnings.append('Running %s in the guest failed: %s' % (spec.display or spec.program_path, err.msg))
+        return None
+
+
+def _windows_tree(client, job, warnings):
+    """The pids below the job's program, listed while it still runs (wmic), or None when unknown."""
+    listing = _paths.join(job.temp_dir, 'processes', guest_os='windows')
+    line = '%s process get ParentProcessId,ProcessId 1>"%s" 2>NUL <NUL' % (WMIC, listing)
+    if _run_helper(client, ProgramSpec(WINDOWS_SHELL, '/d /s /c "%s"' % line, job.temp_dir,
+                                       display='wmic process get ParentProcessId,ProcessId'), warnings) != 0:
+        return None
+    try:
+        data = client.download_bytes(listing).data
+    except VSphereError as err:
+        warnings.append('Reading the guest process list failed: %s' % err.msg)
+        return None
+    return descendants(parse_process_tree(data), job.pid)
+
+
+def end_program(client, job, warnings):
+    """Terminate the job's running program, its whole process tree, and wait for it to end.
+
+    Linux: the wrapper's TERM trap ends its process group. Windows: TerminateProcessInGuest ends
+    exactly one process, so ``taskkill /T /F /PID`` ends the tree first (it needs the parent alive
+    to find the children). Where taskkill cannot (Wine's taskkill has no /T), the tree is listed
+    with wmic while the parent runs, then the parent and every listed descendant are terminated.
+    """
+    rest = []
+    if job.guest_os == 'windows':
+        spec = ProgramSpec(TASKKILL, '/T /F /PID %d' % job.pid, job.temp_dir,
+                           display='taskkill /T /F /PID %d' % job.pid)
+        if _run_helper(client, spec, warnings) != 0:
+            rest = _windows_tree(client, job, warnings)
+            if rest is None:
+                rest = []
+                warnings.append('The programs started by pid %s could not be listed; only pid %s was terminated.'
+                                % (job.pid, job.pid))
     client.terminate(job.pid)
+    for pid in rest:
+        client.terminate(pid)
     try:
         client.wait_for_exit(job.pid, TERMINATE_GRACE)
     except WaitTimeout:
         warnings.append('pid %s did not end within %s seconds of being terminated.' % (job.pid, TERMINATE_GRACE))
+        return False
+    return True
+
+
+def terminate(client, job, warnings):
+    """Terminate the job's program (its whole process tree) and wait for it; True when it ran."""
+    info = client.process(job.pid)
+    if info is None or info.endTime is not None:
+        return False
+    verify_running_program(client, job, info)
+    end_program(client, job, warnings)
     return True
 
 
@@ -550,13 +641,9 @@ def job_status(client, job, cleanup=False, terminate_running=False, output_limit
         if not terminate_running:
             return result
         verify_running_program(client, job, info)
-        client.terminate(job.pid)
         terminated = True
         result.update(changed=True, terminated=True)
-        try:
-            client.wait_for_exit(job.pid, TERMINATE_GRACE)
-        except WaitTimeout:
-            warnings.append('pid %s did not end within %s seconds of being terminated.' % (job.pid, TERMINATE_GRACE))
+        if not end_program(client, job, warnings):
             result['warnings'] = warnings
             return result
         info = client.process(job.pid)

@@ -84,8 +84,11 @@ options:
     default: true
   timeout:
     description:
-      - Seconds the program may run. When they pass, the program (with its child processes on Linux) is
-        terminated and the task fails with the output so far.
+      - Seconds the program may run. When they pass, the program and every process it started are
+        terminated and the task fails with the output so far. On Windows guests, where
+        TerminateProcessInGuest ends a single process, C(taskkill /T /F /PID) ends the tree first; where
+        it cannot, the tree is listed with C(wmic) while the program still runs. A process whose parent
+        ended before is outside the tree and keeps running.
       - On Linux guests the guest keeps this deadline by itself too (10 seconds later), so the program
         ends even when the controller dies or loses the connection, and with O(wait=false).
     type: int

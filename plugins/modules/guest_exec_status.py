@@ -35,7 +35,8 @@ options:
     default: false
   terminate:
     description:
-      - Terminate the program if it still runs, then report it as finished.
+      - Terminate the program if it still runs, with every process it started (as O(guestops.vsphere.guest_exec#module:timeout)
+        does), then report it as finished.
     type: bool
     default: false
   wait:

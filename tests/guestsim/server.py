@@ -716,6 +716,10 @@ class Simulator:
             'vm_slow_boot = DC0_H0_VM_SLOWBOOT\n'
             'vm_noexec = DC0_H0_VM_NOEXEC\n'
             'vm_duplicate_name = DUP_VM\n'
+            '; A Windows VM (Wine) and its guest login; empty: the Windows targets are skipped.\n'
+            'vm_windows = DC0_H0_WIN0\n'
+            'vm_windows_username = Administrator\n'
+            'vm_windows_password = guestpass\n'
             % (self.client_host, user, password, self.port, self.ca_file, guest_vm, base, base)
         )
 

@@ -130,8 +130,8 @@ def test_cmd_exe_redirections_and_errorlevel(win):
     """Exactly what the collection's Windows wrapper (module_utils/_command_line.py windows_wrapped)
     relies on: cmd.exe /d /s /c "...", >, 2>, <NUL, &, call echo %^ERRORLEVEL%>file."""
     base = win.temp_dir()
-    inner = 'cmd.exe /d /s /c "echo out& echo err 1>&2& exit 7"'
-    line = '%s 1>%s\\stdout 2>%s\\stderr <NUL & call echo %%^ERRORLEVEL%%>%s\\rc' % (inner, base, base, base)
+    line = ('cmd.exe 1>%s\\stdout 2>%s\\stderr <NUL /d /s /c ^"echo out^& echo err 1^>^&2^& exit 7^"'
+            '& call echo %%^ERRORLEVEL%%>%s\\rc' % (base, base, base))
     _cmd(win, line, cwd=base)
     # (The outer cmd.exe's own exit code after `call echo` is 1 under Wine; the wrapper reads the rc
     # file, so it is not asserted here. See README, "What Wine cannot show".)

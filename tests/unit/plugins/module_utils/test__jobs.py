@@ -206,3 +206,86 @@ def test_a_kept_session_whose_ansible_process_ended_is_abandoned(tmp_path, monke
     _session_cache.save(dead, dict(base, session_id='d', owner_pid=os.getpid(), owner_start=-1))
     _session_cache.save(other, dict(base, session_id='o', hostname='vc2', owner_pid=os.getpid(), owner_start=-1))
     assert [kept['session_id'] for path, kept in _session_cache.abandoned('vc', 443)] == ['d']
+
+
+# What Wine's wmic.exe wrote for `wmic process get ParentProcessId,ProcessId` (UTF-16 with a byte
+# order mark, header names glued together): launcher 356 -> cmd 364 -> cmd 372 -> sleep 380.
+WMIC_OUTPUT = ('ParentProcessIDProcessID\r\n40   56   \r\n56   92   \r\n0    356  \r\n356  364  \r\n'
+               '364  372  \r\n372  380  \r\n364  390  \r\n0    388  \r\n388  396  \r\n').encode('utf-16')
+
+
+def test_process_tree_from_wmic_output():
+    tree = _exec.parse_process_tree(WMIC_OUTPUT)
+    assert tree[364] == [372, 390] and tree[372] == [380] and 0 in tree
+    assert _exec.descendants(tree, 364) == [372, 390, 380]
+    assert _exec.descendants(tree, 380) == []
+    assert _exec.descendants(_exec.parse_process_tree(b'1 2\n2 1\n'), 1) == [2]
+    assert _exec.parse_process_tree('ParentProcessId  ProcessId\nnoise\n\n7 8\n') == {7: [8]}
+
+
+class WindowsClient(FakeClient):
+    """Records the helper programs and terminations of end_program on a Windows guest."""
+
+    def __init__(self, taskkill_code, wmic_code=0, listing=WMIC_OUTPUT):
+        FakeClient.__init__(self)
+        self.codes = {'taskkill.exe': taskkill_code, 'cmd.exe': wmic_code}
+        self.listing_data = listing
+        self.started = []
+        self.terminated = []
+
+    def start_program(self, spec, marker=None):
+        self.started.append(spec)
+        return 1000 + len(self.started)
+
+    def wait_for_exit(self, pid, timeout):
+        if pid < 1000:
+            return None
+        name = self.started[pid - 1001].program_path.rsplit('\\', 1)[1].lower()
+        return type('E', (), dict(exit_code=self.codes[name]))()
+
+    def download_bytes(self, path, limit=None):
+        assert path.endswith('\\processes')
+        return type('D', (), dict(data=self.listing_data, truncated=False, size=len(self.listing_data)))()
+
+    def terminate(self, pid):
+        self.terminated.append(pid)
+        return True
+
+
+def _windows_job():
+    job = _exec.Job({}, 'windows', 'C:\\Users\\A\\AppData\\Local\\Temp\\ansible-exec-x1-ab-vmware2', 't', 1,
+                    pid=364)
+    return job
+
+
+def test_end_program_on_windows_uses_taskkill_for_the_tree():
+    client = WindowsClient(taskkill_code=0)
+    warnings = []
+    assert _exec.end_program(client, _windows_job(), warnings)
+    assert [(s.program_path, s.arguments) for s in client.started] == [(_exec.TASKKILL, '/T /F /PID 364')]
+    assert client.terminated == [364] and warnings == []
+
+
+def test_end_program_on_windows_lists_the_tree_when_taskkill_cannot():
+    client = WindowsClient(taskkill_code=1)
+    warnings = []
+    assert _exec.end_program(client, _windows_job(), warnings)
+    assert client.started[1].program_path == 'C:\\Windows\\System32\\cmd.exe'
+    assert 'wmic.exe process get ParentProcessId,ProcessId 1>"C:\\' in client.started[1].arguments
+    # The parent first (so it starts nothing more), then what it started, from the list taken while it ran.
+    assert client.terminated == [364, 372, 390, 380] and warnings == []
+
+
+def test_end_program_on_windows_warns_when_the_tree_is_unknown():
+    client = WindowsClient(taskkill_code=1, wmic_code=1)
+    warnings = []
+    _exec.end_program(client, _windows_job(), warnings)
+    assert client.terminated == [364]
+    assert 'could not be listed' in warnings[0]
+
+
+def test_end_program_on_linux_terminates_the_wrapper_only():
+    client = WindowsClient(taskkill_code=0)
+    job = _started_job(client)
+    _exec.end_program(client, job, [])
+    assert client.started == [] and client.terminated == [42]
