@@ -598,8 +598,8 @@ def run_program(client, request, check_mode=False):
             warnings.append(found.note.capitalize() + '.')
         missing = read_outputs(client, job, request.output_limit, result)
         if found.rc is None:
-            raise VSphereError("The program in VM '%s' ended without an exit code: %s." % (
-                client.vm.name, found.note or 'vSphere reported none'),
+            reason = found.note or 'vSphere reported none'
+            raise VSphereError("The program in VM '%s' ended without an exit code: %s." % (client.vm.name, reason),
                                result=result, step='Reading the exit code')
         if found.rc != 0:
             message = "non-zero return code %s from the program in VM '%s'" % (found.rc, client.vm.name)
