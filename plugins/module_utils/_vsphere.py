@@ -403,12 +403,9 @@ class VSphereSession(object):
                     self.si, self.content = login(**kwargs)
                     return self
                 except Exception as exc:
-                    if self.si is not None:
-                        self.close()
-                        self._password = kwargs['pwd']
-                    # A server that drops the connection is restarting; one that refuses it may just
+                    # login() drops its own connection on failure. A server that drops the connection is restarting; one that refuses it may just
                     # be the wrong port, which must fail at once.
-                    if dropped(exc) or dropped(getattr(exc, '__context__', None) or exc):
+                    if dropped(exc):
                         budget = budget or self.retry_budget()
                         if budget.wait():
                             continue
@@ -454,14 +451,13 @@ class VSphereSession(object):
             self._guest_managers = dict((key, _managed_object(*managers[key], stub=stub)) for key in GUEST_MANAGERS)
         self._reattached = True
 
-    def _kept(self):
-        """What a later task needs to reattach to this session without a call."""
-        stub = self.si._stub
+    def _kept(self, si):
+        """What a later task needs to reattach to the session of ``si`` without a call."""
         content = dict((name, (type(ref).__name__, ref._moId)) for name, ref in (
             (name, getattr(self.content, name, None)) for name in _KeptContent.NAMES) if ref is not None)
         managers = dict((key, (type(ref).__name__, ref._moId)) for key, ref in (self._guest_managers or {}).items()
                         if ref is not None)
-        kept = dict(session_id=_session_id(self.si), version=stub.version, content=content, guest_managers=managers,
+        kept = dict(session_id=_session_id(si), version=si._stub.version, content=content, guest_managers=managers,
                     hostname=self.hostname, port=self.port)
         if self.session_owner:
             kept.update(_session_cache.owner())
@@ -486,12 +482,9 @@ class VSphereSession(object):
         kept_state = None
         if keep:
             try:
-                self.si = si
-                kept_state = self._kept()
+                kept_state = self._kept(si)
             except Exception:
                 keep = False
-            finally:
-                self.si = None
         try:
             if keep:
                 _session_cache.save(self._kept_at, kept_state)

@@ -513,7 +513,8 @@ class GuestSystem:
         return path, self.attributes_of(path, st), st.st_size
 
     # --- processes ---------------------------------------------------------------------------
-    def start_program(self, user: str, spec) -> int:
+    def program_file(self, spec) -> tuple[str, str]:
+        """(programPath as given, its file here): the agent's File_Exists check, FileNotFound otherwise."""
         program = (spec.programPath or '').lstrip(' ')
         if len(program) >= 2 and program[0] == '"' and program[-1] == '"':
             program = program[1:-1]
@@ -522,6 +523,10 @@ class GuestSystem:
         path = self.resolve(program)
         if not os.path.exists(path):
             raise faults.file_not_found(program)
+        return program, path
+
+    def start_program(self, user: str, spec) -> int:
+        program, path = self.program_file(spec)
         # Like the agent: exists, then access(X_OK). A directory passes and then fails in bash (exit 126).
         executable = os.access(path, os.X_OK)
         if executable and self.noexec_emulated and self.in_noexec_root(path):

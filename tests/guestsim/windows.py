@@ -524,14 +524,7 @@ class WindowsGuestSystem(GuestSystem):
         directory must be a directory (VIX_E_NOT_A_DIRECTORY), then CreateProcess of the one string
         ``"<programPath>" <arguments>`` (vixTools.c VixToolsStartProgramImpl)."""
         self.ensure_ready()
-        program = (spec.programPath or '').lstrip(' ')
-        if len(program) >= 2 and program[0] == '"' and program[-1] == '"':
-            program = program[1:-1]
-        if not program:
-            raise faults.file_not_found('')
-        path = self.resolve(program)
-        if not os.path.exists(path):
-            raise faults.file_not_found(program)
+        program, path = self.program_file(spec)
         work_dir = spec.workingDirectory or ''
         if work_dir and not os.path.isdir(self.resolve(work_dir)):
             raise faults.not_a_directory(work_dir)
