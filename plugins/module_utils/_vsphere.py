@@ -94,7 +94,7 @@ VM_SELECTORS = ('name', 'uuid', 'moid')
 GUEST_MANAGERS = ('fileManager', 'processManager', 'authManager')
 
 VM_PROPERTIES = (
-    'name', 'runtime.powerState', 'config.uuid', 'config.instanceUuid',
+    'name', 'runtime.powerState', 'config.uuid', 'config.instanceUuid', 'config.guestId',
     'guest.toolsRunningStatus', 'guest.toolsVersionStatus2', 'guest.toolsStatus',
     'guest.guestOperationsReady', 'guest.interactiveGuestOperationsReady',
     'guest.guestFamily', 'guest.guestId', 'guest.guestFullName', 'guest.guestState',

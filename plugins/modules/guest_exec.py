@@ -28,8 +28,25 @@ options:
     description:
       - A command line run by the guest shell, C(/bin/sh -c) on Linux and C(cmd.exe /c) on Windows, so
         pipes, redirections and variables work.
+      - With O(shell=powershell), a PowerShell script instead.
       - Exactly one of O(cmd), O(argv) and O(program) is required.
     type: str
+  shell:
+    description:
+      - How O(cmd) is run. V(default) is the guest shell (see O(cmd)).
+      - V(powershell) runs O(cmd) as a Windows PowerShell script (Windows guests only) with
+        C(powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass). The script is passed with
+        C(-EncodedCommand) (UTF-16LE, base64) while the command line fits into the 8191 characters C(cmd.exe)
+        accepts (a script of up to about 2,800 ASCII characters), else it is uploaded into the private temporary
+        directory as C(script.ps1) (UTF-8 with a byte order mark) and run with C(-File).
+      - The script's exit code is passed on; a script that ends without C(exit) ends with the exit code of
+        the last native program it ran (C(exit $LASTEXITCODE) is appended), and progress output is
+        switched off so that it does not reach stderr as CLIXML.
+      - The PowerShell path is verified by construction only (unit tests decode what is sent); the
+        collection's tests run Windows guests under Wine, which has no PowerShell.
+    type: str
+    choices: [default, powershell]
+    default: default
   argv:
     description:
       - The program and its arguments as a list. Every item is quoted for the guest's shell, so spaces and
@@ -124,7 +141,9 @@ options:
   guest_os:
     description:
       - How to build the command line. V(auto) uses the VM's guest family (C(windowsGuest) means Windows,
-        anything else Linux/Unix).
+        anything else Linux/Unix); when vSphere leaves the family unset, the guest id that VMware Tools
+        report, then the VM's configured guest id, decide (an id starting with C(win) means Windows).
+        RV(guest_os_source) says which.
     type: str
     choices: [auto, linux, windows]
     default: auto
@@ -265,6 +284,24 @@ delta:
   returned: when the program ran and ended
   type: str
   sample: '0:00:01.204316'
+guest_os:
+  description: V(linux) or V(windows), as O(guest_os) set it or as vSphere reports the guest.
+  returned: when the VM was found
+  type: str
+  sample: linux
+guest_os_source:
+  description:
+    - What decided RV(guest_os) - V(guest_os option), V(guest.guestFamily), or, when the family is unset,
+      V(guest.guestId) or V(config.guestId) (see M(guestops.vsphere.guest_info)).
+  returned: when the VM was found
+  type: str
+  sample: guest.guestFamily
+script_delivery:
+  description:
+    - How the PowerShell script reached the guest - V(encoded_command) (inline) or V(uploaded_file).
+  returned: with O(shell=powershell), when the program was started
+  type: str
+  sample: encoded_command
 pid:
   description: The guest process id.
   returned: when the program was started
@@ -337,6 +374,7 @@ def main():
     module = GuestOpsModule(
         argument_spec=dict(
             cmd=dict(type='str'),
+            shell=dict(type='str', default='default', choices=['default', 'powershell']),
             argv=dict(type='list', elements='str'),
             program=dict(type='str'),
             arguments=dict(type='str'),

@@ -84,6 +84,14 @@ guest_os:
   returned: success
   type: str
   sample: linux
+guest_os_source:
+  description:
+    - What decided RV(guest_os) - V(guest.guestFamily), or, when the family is unset,
+      V(guest.guestId) (reported by VMware Tools) or V(config.guestId) (the VM's configured guest OS).
+    - V(nothing reported (assumed linux)) when vSphere reports none of them.
+  returned: success
+  type: str
+  sample: guest.guestFamily
 vm:
   description: Identity of the VM.
   returned: success
@@ -151,7 +159,7 @@ guest:
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
 from ansible_collections.guestops.vsphere.plugins.module_utils._exec import wait_until_ready
-from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_of
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_source
 
 
 def main():
@@ -173,8 +181,9 @@ def main():
             wait_until_ready(target.session, target.vm, params['timeout'])
         if target.client is not None and target.vm.readiness_problem() is None:
             target.client.validate_credentials()
+        guest_os, source = guest_os_source('auto', target.vm)
         return dict(changed=False, vm=target.vm.identity(), guest=target.vm.guest_facts(),
-                    guest_os=guest_os_of('auto', target.vm))
+                    guest_os=guest_os, guest_os_source=source)
 
     module.run(report, check_ready=False)
 

@@ -43,6 +43,13 @@ options:
       - With V(started), a command line run by the guest shell, as O(guestops.vsphere.guest_exec#module:cmd).
       - Exactly one of O(cmd), O(argv) and O(program) is required with V(started).
     type: str
+  shell:
+    description:
+      - With V(started), how O(cmd) is run, as O(guestops.vsphere.guest_exec#module:shell); V(powershell) runs
+        it as a Windows PowerShell script.
+    type: str
+    choices: [default, powershell]
+    default: default
   argv:
     description:
       - With V(started), the program and its arguments as a list, as O(guestops.vsphere.guest_exec#module:argv).
@@ -195,6 +202,19 @@ job:
     timeout:
       description: The timeout the job runs under.
       type: int
+guest_os_source:
+  description:
+    - What decided RV(job.guest_os) - V(guest_os option), V(guest.guestFamily), V(guest.guestId) or
+      V(config.guestId) (see M(guestops.vsphere.guest_info)).
+  returned: with V(prepared)
+  type: str
+  sample: guest.guestFamily
+script_delivery:
+  description:
+    - How the PowerShell script reached the guest - V(encoded_command) (inline) or V(uploaded_file).
+  returned: with V(started) and O(shell=powershell)
+  type: str
+  sample: encoded_command
 pid:
   description: The guest process id.
   returned: with V(started)
@@ -213,7 +233,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (
     start_job,
 )
 from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError
-from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_of, is_absolute
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_source, is_absolute
 
 
 def main():
@@ -222,6 +242,7 @@ def main():
             state=dict(type='str', required=True, choices=['prepared', 'started', 'absent']),
             job=dict(type='dict'),
             cmd=dict(type='str'),
+            shell=dict(type='str', default='default', choices=['default', 'powershell']),
             argv=dict(type='list', elements='str'),
             program=dict(type='str'),
             arguments=dict(type='str'),
@@ -267,15 +288,19 @@ def main():
     def step(target):
         warnings = []
         if state == 'prepared':
-            prepared = prepare_job(target.client, guest_os_of(params['guest_os'], target.vm), params['timeout'],
-                                   params['retention'], params['directory_path'], warn=warnings.append)
-            return dict(changed=True, job=prepared.handle(), warnings=warnings)
+            guest_os, source = guest_os_source(params['guest_os'], target.vm)
+            prepared = prepare_job(target.client, guest_os, params['timeout'], params['retention'],
+                                   params['directory_path'], warn=warnings.append)
+            return dict(changed=True, job=prepared.handle(), guest_os_source=source, warnings=warnings)
         job.check_vm(target.vm)
         if state == 'started':
             request = ProgramRequest.from_params(params)
             request.check_paths(job.guest_os)
             start_job(target.client, job, request)
-            return dict(changed=True, job=job.handle(), pid=job.pid)
+            result = dict(changed=True, job=job.handle(), pid=job.pid)
+            if job.script_delivery:
+                result['script_delivery'] = job.script_delivery
+            return result
         return dict(changed=remove_job(target.client, job))
 
     module.run(step, vm_selector=selector)

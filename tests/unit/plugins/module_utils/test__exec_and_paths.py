@@ -19,6 +19,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (  #
 from ansible_collections.guestops.vsphere.plugins.module_utils._files import local_dest, parse_mode  # noqa: E402
 from ansible_collections.guestops.vsphere.plugins.module_utils._paths import (  # noqa: E402
     guest_os_of,
+    guest_os_source,
     is_absolute,
     refuse_delete as refuse_path,
 )
@@ -89,6 +90,21 @@ def test_guest_os_of(requested, family, expected):
 def test_guest_os_of_an_unset_family_falls_back_to_the_guest_id(family, guest_id, expected):
     vm = VirtualMachine(vim.VirtualMachine('vm-1'), {'guest.guestFamily': family, 'guest.guestId': guest_id})
     assert guest_os_of('auto', vm) == expected
+
+
+@pytest.mark.parametrize('props, expected', [
+    ({'guest.guestFamily': 'windowsGuest', 'guest.guestId': 'otherLinux64Guest'}, ('windows', 'guest.guestFamily')),
+    ({'guest.guestId': 'windows2019srv_64Guest', 'config.guestId': 'otherLinux64Guest'}, ('windows', 'guest.guestId')),
+    # Tools not (yet) reporting: the VM's configured guest OS decides (community.vmware#2099).
+    ({'guest.guestFamily': None, 'guest.guestId': None, 'config.guestId': 'windows9Server64Guest'},
+     ('windows', 'config.guestId')),
+    ({'config.guestId': 'rhel9_64Guest'}, ('linux', 'config.guestId')),
+    ({}, ('linux', 'nothing reported (assumed linux)')),
+])
+def test_guest_os_source_names_the_field_that_decided(props, expected):
+    vm = VirtualMachine(vim.VirtualMachine('vm-1'), props)
+    assert guest_os_source('auto', vm) == expected
+    assert guest_os_source('linux', vm) == ('linux', 'guest_os option')
 
 
 @pytest.mark.parametrize('path, guest_os, expected', [

@@ -167,6 +167,15 @@ def test_exec_windows_guest_uses_cmd(harness):
     assert harness.guest.started[-1].programPath.lower().endswith('cmd.exe')
 
 
+def test_exec_windows_by_configured_guest_id_when_tools_report_no_family(harness):
+    harness.props.update({'guest.guestFamily': None, 'guest.guestId': None, 'config.guestId': 'windows2019srv_64Guest'})
+    result = harness.run(guest_exec, dict(BASE, cmd='dir', wait=False))
+    assert harness.guest.started[-1].programPath.lower().endswith('cmd.exe')
+    assert (result['guest_os'], result['guest_os_source']) == ('windows', 'config.guestId')
+    info = harness.run(guest_info, dict(CONNECTION, name='web01'))
+    assert (info['guest_os'], info['guest_os_source']) == ('windows', 'config.guestId')
+
+
 # --------------------------------------------------------------------------- wait=false + status
 
 def test_exec_no_wait_then_status(harness):
@@ -320,6 +329,7 @@ def test_info(harness):
                             'power_state': 'poweredOn'}
     assert result['guest']['guest_operations_ready'] is True
     assert result['guest']['tools_running_status'] == 'guestToolsRunning'
+    assert (result['guest_os'], result['guest_os_source']) == ('linux', 'guest.guestFamily')
 
 
 def test_info_wait_fails_at_once_when_powered_off(harness):
