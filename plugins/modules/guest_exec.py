@@ -107,7 +107,9 @@ options:
         it cannot, the tree is listed with C(wmic) while the program still runs. A process whose parent
         ended before is outside the tree and keeps running.
       - On Linux guests the guest keeps this deadline by itself too (10 seconds later), so the program
-        ends even when the controller dies or loses the connection, and with O(wait=false).
+        ends even when the controller dies or loses the connection, and with O(wait=false). On Windows
+        guests only the controller keeps it; a program whose controller was killed, or one started with
+        O(wait=false) and never collected, runs until it ends by itself.
     type: int
     default: 3600
   retention:
