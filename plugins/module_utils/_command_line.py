@@ -378,7 +378,6 @@ def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
             raise CommandLineError('cmd must not be empty')
         spec = windows_wrapped(powershell_command(cmd, script_path), stdout_path, stderr_path, rc_path,
                                working_directory, env)
-        spec.display = cmd
         return _check_cmd_line(spec, 'The PowerShell script')
     if shell not in (None, 'default'):
         raise CommandLineError('unknown shell %r' % shell)
