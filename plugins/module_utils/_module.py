@@ -210,9 +210,6 @@ class GuestOpsModule(object):
             self.module.fail_json(msg=missing_required_lib('requests'), exception=REQUESTS_IMPORT_ERROR)
         check_timeouts(self.module)
 
-    def warn(self, message):
-        self.module.warn(message)
-
     def fail(self, msg, **result):
         self.module.fail_json(msg=msg, **result)
 

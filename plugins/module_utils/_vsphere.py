@@ -344,7 +344,6 @@ class VSphereSession(object):
         self._guest_managers = None
         self._ssl_context = None
         self._reattached = False
-        self.calls = 0
         self.logins = 0
 
     @classmethod
@@ -525,7 +524,6 @@ class VSphereSession(object):
         budget = None
         logged_in_again = False
         while True:
-            self.calls += 1
             try:
                 return func(**kwargs)
             except VSphereError:

@@ -115,8 +115,9 @@ def main():
             return dict(changed=True)
         make = target.client.make_temp_file if params['state'] == 'file' else target.client.make_temp_dir
         path = make(prefix=params['prefix'], suffix=params['suffix'], directory_path=params['directory_path'])
-        sweep_expired(target.client, split(path)[0], time.time(), warn=module.warn)
-        return dict(changed=True, path=path)
+        warnings = []
+        sweep_expired(target.client, split(path)[0], time.time(), warn=warnings.append)
+        return dict(changed=True, path=path, warnings=warnings)
 
     module.run(create)
 
