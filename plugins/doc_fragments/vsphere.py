@@ -13,24 +13,21 @@ class ModuleDocFragment(object):
 options:
   hostname:
     description:
-      - The vCenter or ESXi server to connect to.
+      - The vCenter or ESXi server to connect to. Required.
       - If not set, the value of the E(VMWARE_HOST) environment variable is used.
     type: str
-    required: true
   username:
     description:
-      - The user name for vCenter or ESXi.
+      - The user name for vCenter or ESXi. Required.
       - If not set, the value of the E(VMWARE_USER) environment variable is used.
     type: str
-    required: true
     aliases: [user, admin]
   password:
     description:
-      - The password of O(username). It is used to log in, and once more if vCenter forgets the session (a restart);
-        it is never written anywhere or shown.
+      - The password of O(username). Required. It is used to log in, and once more if vCenter forgets the session
+        (a restart); it is never written anywhere or shown.
       - If not set, the value of the E(VMWARE_PASSWORD) environment variable is used.
     type: str
-    required: true
     aliases: [pass, pwd]
   port:
     description:
@@ -130,16 +127,14 @@ notes:
 options:
   guest_username:
     description:
-      - The user to log in to the guest OS as (through VMware Tools).
+      - The user to log in to the guest OS as (through VMware Tools). Required.
       - If not set, the value of the E(VMWARE_GUEST_USERNAME) environment variable is used.
     type: str
-    required: true
   guest_password:
     description:
-      - The password of O(guest_username). It is sent to vSphere only, never put on a guest command line.
+      - The password of O(guest_username). It is sent to vSphere only, never put on a guest command line. Required.
       - If not set, the value of the E(VMWARE_GUEST_PASSWORD) environment variable is used.
     type: str
-    required: true
   transfer_host:
     description:
       - Host (and optionally port, V(host:port)) to use in file transfer URLs instead of the one vSphere returns.

@@ -344,6 +344,46 @@ def test_selectors_are_exclusive_and_required(harness):
     assert 'one of the following' in harness.run(guest_info, dict(CONNECTION))['msg']
 
 
+@pytest.mark.parametrize('unset, named', [
+    ('password', 'password (VMWARE_PASSWORD)'),
+    ('hostname', 'hostname (VMWARE_HOST)'),
+    ('guest_password', 'guest_password (VMWARE_GUEST_PASSWORD)'),
+])
+def test_a_missing_login_option_names_its_environment_variable(harness, monkeypatch, unset, named):
+    for variable in ('VMWARE_HOST', 'VMWARE_USER', 'VMWARE_PASSWORD', 'VMWARE_GUEST_USERNAME', 'VMWARE_GUEST_PASSWORD'):
+        monkeypatch.delenv(variable, raising=False)
+    args = dict(BASE, cmd='true')
+    del args[unset]
+    result = harness.run(guest_exec, args)
+    assert result['failed'] and result['msg'].startswith('missing required arguments: %s. ' % unset)
+    assert 'module_defaults for group/guestops.vsphere.vsphere' in result['msg'] and named in result['msg']
+    assert harness.sessions == []
+
+
+def test_guest_info_needs_no_guest_login(harness, monkeypatch):
+    monkeypatch.delenv('VMWARE_GUEST_USERNAME', raising=False)
+    monkeypatch.delenv('VMWARE_GUEST_PASSWORD', raising=False)
+    assert harness.run(guest_info, dict(CONNECTION, name='web01'))['vm']['name'] == 'web01'
+    result = harness.run(guest_info, dict(CONNECTION, name='web01', password=None))
+    assert result['failed'] and 'missing required arguments: password.' in result['msg']
+
+
+@pytest.mark.parametrize('value', ['4206', 'not-a-uuid', '42 06 c4 d6 0a 4e 8f 3a-5f be 0e 1d 2c 3b 4a 59'])
+def test_a_malformed_uuid_is_called_malformed(harness, value):
+    result = harness.run(guest_info, dict(CONNECTION, uuid=value))
+    assert result['failed'] and "The uuid '%s' is malformed: a BIOS uuid (config.uuid) is 32 hexadecimal" % value \
+        in result['msg']
+    assert harness.sessions == []  # refused before logging in
+    result = harness.run(guest_info, dict(CONNECTION, uuid=value, use_instance_uuid=True))
+    assert 'instance uuid (config.instanceUuid)' in result['msg']
+
+
+def test_a_well_formed_uuid_is_looked_up(harness):
+    result = harness.run(guest_info, dict(CONNECTION, uuid='4206C4D6-0A4E-8F3A-5FBE-0E1D2C3B4A59'))
+    assert not result.get('failed') and harness.sessions[-1].lookups[-1]['uuid'] == \
+        '4206C4D6-0A4E-8F3A-5FBE-0E1D2C3B4A59'
+
+
 def test_env_fallbacks(harness, monkeypatch):
     monkeypatch.setenv('VMWARE_HOST', 'vc.env')
     monkeypatch.setenv('VMWARE_USER', 'envuser')
@@ -454,6 +494,17 @@ def test_copy_empty_content_without_an_empty_upload(harness):
     assert harness.guest.modes['/tmp/m'] == 0o700
 
 
+@pytest.mark.parametrize('content', ['x', ''])
+def test_copy_check_mode_into_a_missing_directory_predicts_the_failure(harness, content):
+    args = dict(BASE, content=content, dest='/nope/f')
+    result = harness.run(guest_copy, args, check_mode=True)
+    assert result['failed'] and result['changed'] is False
+    assert result['msg'] == harness.run(guest_copy, args)['msg']
+    assert "its directory '/nope' does not exist in the guest" in result['msg']
+    assert harness.run(guest_copy, dict(args, dest='/tmp/f'), check_mode=True)['changed'] is True
+    assert harness.guest.files == {}
+
+
 def test_copy_empty_content_into_a_missing_directory(harness):
     result = harness.run(guest_copy, dict(BASE, content='', dest='/nope/f'))
     assert result['failed'] and "its directory '/nope' does not exist in the guest" in result['msg']
@@ -487,6 +538,17 @@ def test_fetch(harness, tmp_path):
     check = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=first['dest']), check_mode=True)
     assert check['changed'] and open(first['dest'], 'rb').read() == b'local edit'
     assert sorted(os.listdir(str(tmp_path / 'out'))) == ['app.log']
+
+
+def test_fetch_returns_an_absolute_dest(harness, tmp_path, monkeypatch):
+    harness.guest.files['/var/log/app.log'] = b'x'
+    monkeypatch.chdir(str(tmp_path))
+    for dest, expected in (('logs/', tmp_path / 'logs' / 'app.log'), ('copy.log', tmp_path / 'copy.log')):
+        result = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=dest))
+        assert result['changed'] and result['dest'] == str(expected) and os.path.isabs(result['dest'])
+        assert expected.read_bytes() == b'x'
+    assert harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest='logs/'),
+                       check_mode=True)['dest'] == str(tmp_path / 'logs' / 'app.log')
 
 
 def test_fetch_local_problems(harness, tmp_path):
