@@ -112,9 +112,6 @@ options:
       - With O(keep_session), log out and forget the kept session at the end of this task.
     type: bool
     default: false
-requirements:
-  - pyvmomi
-  - requests
 notes:
   - The module runs on the host it is delegated to (usually the controller, with C(delegate_to=localhost) or
     C(connection=local)); it talks to the vSphere API, never to the guest over the network.
@@ -142,14 +139,4 @@ options:
         O(hostname) is used). Set this when the host running the module cannot resolve or reach that name.
       - Only the host part of the URL is changed.
     type: str
-"""
-
-    ACTIONGROUP = r"""
-options: {}
-attributes:
-  action_group:
-    description: Use C(group/guestops.vsphere.vsphere) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - guestops.vsphere.vsphere
 """
