@@ -89,14 +89,13 @@ class CommandTooLong(CommandLineError):
 class ProgramSpec(object):
     """What StartProgramInGuest needs: program path, arguments, cwd, environment."""
 
-    __slots__ = ('program_path', 'arguments', 'working_directory', 'env', 'display')
+    __slots__ = ('program_path', 'arguments', 'working_directory', 'env')
 
-    def __init__(self, program_path, arguments, working_directory=None, env=None, display=None):
+    def __init__(self, program_path, arguments, working_directory=None, env=None):
         self.program_path = program_path
         self.arguments = arguments
         self.working_directory = working_directory
         self.env = env
-        self.display = display
 
     def __repr__(self):
         return 'ProgramSpec(%r, %r, %r, %r)' % (self.program_path, self.arguments,
@@ -162,7 +161,7 @@ def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_direc
         posix_quote(stdout_path), posix_quote(stderr_path), posix_quote(rc_path or ''),
         posix_quote('' if deadline is None else '%d' % int(deadline)), posix_quote(deadline_path or ''),
     ])
-    return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(env), display=command)
+    return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(env))
 
 
 def linux_raw(program, arguments, stdout_path=None, stderr_path=None, working_directory=None, env=None):
@@ -180,8 +179,7 @@ def linux_raw(program, arguments, stdout_path=None, stderr_path=None, working_di
         parts.append('2>' + posix_quote(stderr_path))
     if stdout_path or stderr_path:
         parts.append('</dev/null')
-    display = posix_quote(program) + (' ' + arguments if arguments else '')
-    return ProgramSpec(program, ' '.join(parts), working_directory, posix_env(env), display=display)
+    return ProgramSpec(program, ' '.join(parts), working_directory, posix_env(env))
 
 
 # --------------------------------------------------------------------------- Windows
@@ -204,13 +202,6 @@ def windows_quote_arg(value, always=False):
             backslashes = 0
     out.append('\\' * (backslashes * 2) + '"')
     return ''.join(out)
-
-
-def windows_join(argv):
-    """Join an argument vector with the MS C runtime quoting rules."""
-    if not argv:
-        raise CommandLineError('argv must contain at least the program')
-    return ' '.join(windows_quote_arg(arg) for arg in argv)
 
 
 def windows_cmd_join(argv):
@@ -275,15 +266,14 @@ def windows_wrapped(command, stdout_path, stderr_path, rc_path=None, working_dir
     if rc_path:
         line += '& call echo %%^ERRORLEVEL%%>%s' % _cmd_path(rc_path)
     arguments = '/d /s /c "%s"' % line
-    return ProgramSpec(WINDOWS_SHELL, arguments, working_directory, windows_env(env), display=command)
+    return ProgramSpec(WINDOWS_SHELL, arguments, working_directory, windows_env(env))
 
 
 def windows_raw(program, arguments, working_directory=None, env=None):
     """ProgramSpec for the raw program + arguments form on Windows (no shell, no capture)."""
     if not ntpath.isabs(program):
         raise CommandLineError('program must be an absolute path in the guest, got %r' % program)
-    display = windows_quote_arg(program) + (' ' + arguments if arguments else '')
-    return ProgramSpec(program, arguments or '', working_directory, windows_env(env), display=display)
+    return ProgramSpec(program, arguments or '', working_directory, windows_env(env))
 
 
 def powershell_script(script):

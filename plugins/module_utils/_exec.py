@@ -492,13 +492,13 @@ def descendants(tree, pid):
     return found
 
 
-def _run_helper(client, spec, warnings):
-    """Start a helper program in the guest and wait for it; its exit code, or None (with a warning)."""
+def _run_helper(client, spec, label, warnings):
+    """Start a helper program (``label`` names it in warnings) and wait for it; its exit code, or None."""
     try:
         pid = client.start_program(spec)
         return client.wait_for_exit(pid, HELPER_TIMEOUT).exit_code
     except VSphereError as err:
-        warnings.append('Running %s in the guest failed: %s' % (spec.display or spec.program_path, err.msg))
+        warnings.append('Running %s in the guest failed: %s' % (label, err.msg))
         return None
 
 
@@ -506,8 +506,8 @@ def _windows_tree(client, job, warnings):
     """The pids below the job's program, listed while it still runs (wmic), or None when unknown."""
     listing = _paths.join(job.temp_dir, 'processes', guest_os='windows')
     line = '%s process get ParentProcessId,ProcessId 1>"%s" 2>NUL <NUL' % (WMIC, listing)
-    if _run_helper(client, ProgramSpec(WINDOWS_SHELL, '/d /s /c "%s"' % line, job.temp_dir,
-                                       display='wmic process get ParentProcessId,ProcessId'), warnings) != 0:
+    if _run_helper(client, ProgramSpec(WINDOWS_SHELL, '/d /s /c "%s"' % line, job.temp_dir),
+                   'wmic process get ParentProcessId,ProcessId', warnings) != 0:
         return None
     try:
         data = client.download_bytes(listing).data
@@ -527,9 +527,8 @@ def end_program(client, job, warnings):
     """
     rest = []
     if job.guest_os == 'windows':
-        spec = ProgramSpec(TASKKILL, '/T /F /PID %d' % job.pid, job.temp_dir,
-                           display='taskkill /T /F /PID %d' % job.pid)
-        if _run_helper(client, spec, warnings) != 0:
+        spec = ProgramSpec(TASKKILL, '/T /F /PID %d' % job.pid, job.temp_dir)
+        if _run_helper(client, spec, 'taskkill /T /F /PID %d' % job.pid, warnings) != 0:
             rest = _windows_tree(client, job, warnings)
             if rest is None:
                 rest = []

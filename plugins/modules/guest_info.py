@@ -41,24 +41,26 @@ options:
     description:
       - Not used by this module; accepted so that C(module_defaults) for the whole group can set it.
     type: str
+requirements:
+  - pyvmomi >= 8.0.3.0.1
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: full
-  diff_mode:
-    support: none
   platform:
-    platforms: vsphere
-    support: full
-    description: Talks to vCenter or ESXi through the vSphere API.
+    details: Reads the VM from vCenter or ESXi through the vSphere API; a given guest login is checked by VMware Tools
+      in the guest.
 author:
   - guestops.vsphere maintainers (@guestops)
 """
 
 EXAMPLES = r"""
+# The connection is given in the task here; without hostname, username and password the module reads
+# VMWARE_HOST, VMWARE_USER and VMWARE_PASSWORD (as AWX's VMware vCenter credential sets them), and
+# module_defaults for group/guestops.vsphere.vsphere can set them for every module of the collection.
 - name: Wait until guest operations are possible in a freshly powered-on VM
   guestops.vsphere.guest_info:
     hostname: vcenter.example.com
@@ -125,36 +127,47 @@ guest:
     tools_running_status:
       description: For example V(guestToolsRunning) or V(guestToolsNotRunning).
       type: str
+      sample: guestToolsRunning
     tools_version_status:
       description: For example V(guestToolsCurrent), V(guestToolsNotInstalled).
       type: str
+      sample: guestToolsCurrent
     tools_status:
       description: The older combined status, for example V(toolsOk).
       type: str
+      sample: toolsOk
     guest_operations_ready:
       description: Whether the VM can process guest operations now.
       type: bool
+      sample: true
     interactive_guest_operations_ready:
       description: Whether interactive guest operations are possible.
       type: bool
+      sample: false
     guest_family:
       description: For example V(linuxGuest) or V(windowsGuest).
       type: str
+      sample: linuxGuest
     guest_id:
       description: The guest OS identifier.
       type: str
+      sample: ubuntu64Guest
     guest_full_name:
       description: The guest OS name.
       type: str
+      sample: Ubuntu Linux (64-bit)
     guest_state:
       description: For example V(running).
       type: str
+      sample: running
     hostname:
       description: The host name reported by the guest.
       type: str
+      sample: web01.example.com
     ip_address:
       description: The primary IP address reported by the guest.
       type: str
+      sample: 10.0.0.21
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule

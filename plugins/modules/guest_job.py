@@ -96,21 +96,18 @@ options:
     type: str
     choices: [auto, linux, windows]
     default: auto
+requirements:
+  - pyvmomi >= 8.0.3.0.1
+  - requests >= 2.25 (not 2.32.0 to 2.32.2) for the file transfers
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.guest
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: none
     details: Nothing is created, started or removed; the role skips these steps in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: vsphere
-    support: full
-    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
 seealso:
   - module: guestops.vsphere.guest_exec
   - module: guestops.vsphere.guest_exec_status
@@ -121,8 +118,10 @@ author:
 """
 
 EXAMPLES = r"""
-# The connection comes from the VMWARE_* environment variables (as AWX's VMware credential sets them)
-# or from module_defaults for group/guestops.vsphere.vsphere.
+# The vCenter connection (hostname, username, password) comes from the VMWARE_HOST, VMWARE_USER and
+# VMWARE_PASSWORD environment variables (as AWX's VMware vCenter credential sets them) or from
+# module_defaults for group/guestops.vsphere.vsphere; guest_username and guest_password can come from
+# VMWARE_GUEST_USERNAME and VMWARE_GUEST_PASSWORD the same way.
 - name: Run a script step by step
   delegate_to: localhost
   block:
@@ -172,36 +171,47 @@ job:
     vm:
       description: Name and moid of the VM.
       type: dict
+      sample: {name: web01, moid: vm-42}
     temp_dir:
       description: The job's private directory in the guest.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312
     token:
       description: Proves that the handle belongs to RV(job.temp_dir).
       type: str
+      sample: 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d
     expires:
       description: Unix time after which a later run may delete the directory.
       type: int
+      sample: 1796000000
     pid:
       description: The guest process id (after V(started)).
       type: int
+      sample: 4242
     start:
       description: When the program was started.
       type: str
+      sample: '2025-01-31 12:00:00.000000'
     stdout_path:
       description: Guest file with standard output.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/stdout
     stderr_path:
       description: Guest file with standard error.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/stderr
     rc_path:
       description: Guest file in which the exit code is recorded (null with O(program)).
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/rc
     guest_os:
       description: V(linux) or V(windows).
       type: str
+      sample: linux
     timeout:
       description: The timeout the job runs under.
       type: int
+      sample: 600
 guest_os_source:
   description:
     - What decided RV(job.guest_os) - V(guest_os option), V(guest.guestFamily), V(guest.guestId) or

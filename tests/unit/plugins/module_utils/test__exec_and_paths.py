@@ -21,6 +21,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._paths import (  
     guest_os_of,
     guest_os_source,
     is_absolute,
+    is_inside,
     refuse_delete as refuse_path,
 )
 from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError  # noqa: E402
@@ -65,6 +66,24 @@ def test_parse_mode(mode, expected):
 def test_parse_mode_rejects(mode):
     with pytest.raises(VSphereError):
         parse_mode(mode)
+
+
+@pytest.mark.parametrize('path, directory, guest_os, expected', [
+    ('/tmp/job/stdout', '/tmp/job', 'linux', True),
+    ('/tmp/job/sub/out', '/tmp/job/', 'linux', True),
+    ('/tmp/job', '/tmp/job', 'linux', False),
+    ('/tmp/job/', '/tmp/job', 'linux', False),
+    ('/tmp/jobber/out', '/tmp/job', 'linux', False),
+    ('/etc/shadow', '/tmp/job', 'linux', False),
+    ('/tmp/job/../../etc/shadow', '/tmp/job', 'linux', False),
+    ('C:\\T\\job\\stdout', 'C:\\T\\job', 'windows', True),
+    ('C:\\T\\job\\..\\x', 'C:\\T\\job', 'windows', False),
+    ('C:\\T\\jobs\\x', 'C:\\T\\job', 'windows', False),
+    (None, '/tmp/job', 'linux', False),
+    (['/tmp/job/x'], '/tmp/job', 'linux', False),
+])
+def test_is_inside(path, directory, guest_os, expected):
+    assert is_inside(path, directory, guest_os) is expected
 
 
 def test_local_dest(tmp_path):

@@ -129,6 +129,18 @@ def test_outcome_prefers_the_rc_file_and_sees_the_deadline():
     assert found.rc == 143 and found.timed_out
 
 
+def test_outcome_on_windows_prefers_the_rc_file_over_cmd_exes_code():
+    # vSphere's record holds cmd.exe's exit code; the wrapper records the inner command's.
+    client = FakeClient()
+    job = _exec.prepare_job(client, 'windows', 60, 0, directory_path='C:\\Temp', now=lambda: NOW)
+    job.pid = 42
+    client.files[job.files.rc] = b'3 \r\n'
+    found = _exec.outcome(client, job, record_code=0)
+    assert (found.rc, found.timed_out, found.note) == (3, False, None)
+    client.files[job.files.rc] = b'-1073741510\r\n'
+    assert _exec.outcome(client, job, record_code=1).rc == -1073741510
+
+
 def test_outcome_never_reads_a_missing_rc_as_success():
     client = FakeClient()
     job = _started_job(client)
