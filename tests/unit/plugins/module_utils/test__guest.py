@@ -145,7 +145,7 @@ class Clock(object):
         return self.now
 
 
-def make_client(validate_certs=False, transfer_host=None):
+def make_client(validate_certs=False, transfer_host=None, transfer_mode='esxi'):
     session = VSphereSession('vc.example.com', 'user', 'pw', 443, validate_certs)
     session.si = mock.Mock()
     file_manager, process_manager, auth_manager = mock.Mock(), mock.Mock(), mock.Mock()
@@ -153,7 +153,8 @@ def make_client(validate_certs=False, transfer_host=None):
     vm = VirtualMachine(vim.VirtualMachine('vm-7'), {'name': 'web01'})
     clock = Clock()
     session._sleep, session._clock = clock.sleep, clock
-    client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, sleep=clock.sleep, clock=clock)
+    client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, transfer_mode=transfer_mode,
+                         sleep=clock.sleep, clock=clock)
     return client, file_manager, process_manager, clock
 
 
