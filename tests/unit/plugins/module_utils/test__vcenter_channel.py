@@ -97,8 +97,8 @@ def test_without_gzip_base64_and_sha256sum_the_encoder_sends_hex(tmp_path):
 
 
 def _manifest(data, chunks, compression='gz', sha=None):
-    return 'v1:ok:%d:%d:%s:b64:%s:%d' % (len(data), len(data), compression, sha or hashlib.sha256(data).hexdigest(),
-                                       chunks)
+    digest = sha or hashlib.sha256(data).hexdigest()
+    return 'v1:ok:%d:%d:%s:b64:%s:%d' % (len(data), len(data), compression, digest, chunks)
 
 
 def _encoded(data):
