@@ -238,11 +238,21 @@ class ResourcePool(Entity):
         return props
 
 
+# How a host's management address answers (inventory option ``management``): ``serve`` (HTTPS with
+# /guestFile and /sdk), ``refuse`` (nothing listens: connections are refused, as when no route or a
+# firewall rejects them) or ``silent`` (TCP connections are accepted and never answered, as behind a
+# firewall that drops packets or a host that hangs).
+MANAGEMENT_MODES = ('serve', 'refuse', 'silent')
+
+
 class HostSystem(Entity):
     vim_type = vim.HostSystem
 
-    def __init__(self, moid, name, parent=None):
+    def __init__(self, moid, name, parent=None, management: str = 'serve'):
         super().__init__(moid, name, parent)
+        if management not in MANAGEMENT_MODES:
+            raise ValueError('management must be one of %s' % ', '.join(MANAGEMENT_MODES))
+        self.management = management
         self.vms: list[VirtualMachine] = []
         self.hardware_uuid = _uuid_for('host', name, '4c')
         self.boot_time = _now()
@@ -708,18 +718,20 @@ class Inventory:
         owner.resource_pool = pool
         return pool
 
-    def add_standalone_host(self, datacenter: Datacenter, name: str) -> HostSystem:
+    def add_standalone_host(self, datacenter: Datacenter, name: str, management: str = 'serve') -> HostSystem:
         compute = datacenter.host_folder.add(self._register(ComputeResource(self._next('domain-s'), name)))
-        host = self._register(HostSystem(self._next('host-'), name, compute))
+        host = self._register(HostSystem(self._next('host-'), name, compute, management=management))
         compute.hosts.append(host)
         self._attach_host(datacenter, host)
         self._add_pool(compute)
         return host
 
     def add_cluster(self, datacenter: Datacenter, name: str, host_names) -> ClusterComputeResource:
+        """``host_names``: names, or (name, management) pairs."""
         cluster = datacenter.host_folder.add(self._register(ClusterComputeResource(self._next('domain-c'), name)))
-        for host_name in host_names:
-            host = self._register(HostSystem(self._next('host-'), host_name, cluster))
+        for entry in host_names:
+            host_name, management = (entry, 'serve') if isinstance(entry, str) else entry
+            host = self._register(HostSystem(self._next('host-'), host_name, cluster, management=management))
             cluster.hosts.append(host)
             self._attach_host(datacenter, host)
         self._add_pool(cluster)
@@ -807,6 +819,10 @@ def default_inventory() -> Inventory:
     inv.add_vm(dc0, 'DUP_VM', folder='F0', host='DC0_H0', ip_address='10.0.0.40')
     inv.add_vm(dc0, 'DUP_VM', folder='F1', host='DC0_H0', ip_address='10.0.0.41')
     inv.add_vm(dc0, 'DC0_H0_WIN0', host='DC0_H0', os='windows', ip_address='10.0.0.50')
+    # A host vCenter manages but the controller cannot reach: its management address refuses
+    # connections, so /guestFile transfers to its VM fail while SOAP calls through vCenter work.
+    inv.add_standalone_host(dc0, 'DC0_H_NOROUTE', management='refuse')
+    inv.add_vm(dc0, 'DC0_H_NOROUTE_VM0', host='DC0_H_NOROUTE', ip_address='10.0.0.60')
     return inv
 
 
@@ -816,6 +832,19 @@ VM_OPTION_KEYS = ('uuid', 'instance_uuid', 'os', 'guest_id', 'guest_full_name', 
 
 class InventoryError(ValueError):
     """The inventory file is not valid."""
+
+
+def _host_spec(path: str, spec) -> tuple:
+    """A host of the inventory file: a name, or ``{name: H, management: serve | refuse | silent}``."""
+    if isinstance(spec, str):
+        return spec, 'serve'
+    if not isinstance(spec, dict) or 'name' not in spec or set(spec) - {'name', 'management'}:
+        raise InventoryError('%s: a host is a name or {name: ..., management: serve | refuse | silent}' % path)
+    management = spec.get('management', 'serve')
+    if management not in MANAGEMENT_MODES:
+        raise InventoryError('%s: host %s: management must be one of %s' % (path, spec['name'],
+                                                                             ', '.join(MANAGEMENT_MODES)))
+    return spec['name'], management
 
 
 def load_inventory(path: str) -> Inventory:
@@ -833,9 +862,10 @@ def load_inventory(path: str) -> Inventory:
         for folder in dc_spec.get('folders') or []:
             inv.add_vm_folder(datacenter, folder)
         for host in dc_spec.get('hosts') or []:
-            inv.add_standalone_host(datacenter, host)
+            inv.add_standalone_host(datacenter, *_host_spec(path, host))
         for cluster in dc_spec.get('clusters') or []:
-            inv.add_cluster(datacenter, cluster['name'], cluster.get('hosts') or ['%s_H0' % cluster['name']])
+            inv.add_cluster(datacenter, cluster['name'], [_host_spec(path, h) for h in cluster.get('hosts')
+                                                          or ['%s_H0' % cluster['name']]])
     for vm_spec in data.get('vms') or []:
         if 'name' not in vm_spec:
             raise InventoryError('%s: every VM needs a name' % path)

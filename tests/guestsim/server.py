@@ -716,6 +716,8 @@ class Simulator:
             'vm_slow_boot = DC0_H0_VM_SLOWBOOT\n'
             'vm_noexec = DC0_H0_VM_NOEXEC\n'
             'vm_duplicate_name = DUP_VM\n'
+            '; A VM whose ESXi host refuses connections (no route for /guestFile transfers).\n'
+            'vm_noroute = DC0_H_NOROUTE_VM0\n'
             '; A Windows VM (Wine) and its guest login; empty: the Windows targets are skipped.\n'
             'vm_windows = DC0_H0_WIN0\n'
             'vm_windows_username = Administrator\n'
