@@ -145,15 +145,33 @@ class Clock(object):
         return self.now
 
 
-def make_client(validate_certs=False, transfer_host=None):
+def host_props(name='esx1', ips=(), sha1=None, pem=None):
+    """HostSystem properties as vCenter returns them to GuestClient.esxi_host."""
+    vnics = [vim.host.VirtualNic(device='vmk%d' % i, key='management.key-vim.host.VirtualNic-vmk%d' % i,
+                                 spec=vim.host.VirtualNic.Specification(ip=vim.host.IpConfig(dhcp=False, ipAddress=ip)))
+             for i, ip in enumerate(ips)]
+    config = [vim.host.VirtualNicManager.NetConfig(nicType='management', multiSelectAllowed=True, candidateVnic=vnics,
+                                                   selectedVnic=[v.key for v in vnics])]
+    props = {'name': name, 'runtime.connectionState': 'connected', 'summary.config.sslThumbprint': sha1,
+             'config.virtualNicManagerInfo.netConfig': config}
+    if pem is not None:
+        props['config.certificate'] = [b if b < 128 else b - 256 for b in pem]
+    return props
+
+
+def make_client(validate_certs=False, transfer_host=None, host=None, transfer_validate='ca'):
     session = VSphereSession('vc.example.com', 'user', 'pw', 443, validate_certs)
     session.si = mock.Mock()
+    host = host if host is not None else host_props()
+    session.retrieve = mock.Mock(side_effect=lambda step, objects, props, vm_name=None: [
+        (objects[0].obj, host if props[0].type is vim.HostSystem else {'runtime.host': vim.HostSystem('host-9')})])
     file_manager, process_manager, auth_manager = mock.Mock(), mock.Mock(), mock.Mock()
     session._guest_managers = dict(fileManager=file_manager, processManager=process_manager, authManager=auth_manager)
     vm = VirtualMachine(vim.VirtualMachine('vm-7'), {'name': 'web01'})
     clock = Clock()
     session._sleep, session._clock = clock.sleep, clock
-    client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, sleep=clock.sleep, clock=clock)
+    client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, transfer_validate=transfer_validate,
+                         sleep=clock.sleep, clock=clock)
     return client, file_manager, process_manager, clock
 
 
@@ -359,8 +377,9 @@ def test_unreachable_transfer_host_is_named_and_token_hidden():
     with mock.patch.object(requests.Session, 'request', side_effect=error):
         with pytest.raises(VSphereError) as info:
             client.download_bytes('/x')
-    assert "the transfer host 'esx9.lab:443' cannot be reached" in info.value.msg
-    assert 'transfer_host' in info.value.msg
+    assert ("the ESXi host 'esx9.lab' (tried esx9.lab:443, the name as vCenter gave it; vCenter reports no "
+            "management address) cannot be reached") in info.value.msg
+    assert 'open TCP port 443 of esx9.lab' in info.value.msg and 'transfer_host' in info.value.msg
     assert 'SECRET' not in info.value.msg
 
 
@@ -398,7 +417,8 @@ def test_broken_download_is_named_token_hidden_and_closed(read):
     with mock.patch.object(requests.Session, 'request', return_value=response):
         with pytest.raises(VSphereError) as info:
             read(client)
-    assert "Downloading '/x' failed for VM 'web01': the transfer broke off after 4 bytes" in info.value.msg
+    assert ("Downloading '/x' failed for VM 'web01': the connection to the transfer host 'vc.example.com' broke off "
+            "after 4 bytes") in info.value.msg
     assert 'SECRET' not in info.value.msg and response.closed
 
 
