@@ -655,7 +655,7 @@ class Service:
             'options': self.options_snapshot(),
             'vcenter': self.vcenter_status(),
             'hosts': [self.host_state(h) for h in self.inventory.hosts()],
-            'vms': [{'name': vm.name, 'moid': vm.moid, 'power_state': vm.power_state,
+            'vms': [{'name': vm.name, 'moid': vm.moid, 'host': vm.host.name, 'power_state': vm.power_state,
                      'tools_running': vm.tools_running(), 'guest_operations_ready': vm.agent_ready(),
                      'tools_restarting': vm.tools_restarting(),
                      'noexec_mount': self.guests[vm.moid].noexec_mounted,
