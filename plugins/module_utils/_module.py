@@ -47,7 +47,9 @@ def open_session(params):
 
 def guest_client(session, vm, params):
     return GuestClient(session, vm, params['guest_username'], params['guest_password'],
-                       transfer_host=params.get('transfer_host'), transfer_mode=params.get('transfer_mode') or 'auto')
+                       transfer_host=params.get('transfer_host'),
+                       transfer_validate=params.get('transfer_validate') or 'ca',
+                       transfer_mode=params.get('transfer_mode') or 'auto')
 
 
 def note_transfer(client, result):

@@ -82,6 +82,7 @@ def vsphere_argument_spec(guest_login=True):
             guest_password=dict(type='str', required=required, no_log=True,
                                 fallback=(env_fallback, ['VMWARE_GUEST_PASSWORD'])),
             transfer_host=dict(type='str'),
+            transfer_validate=dict(type='str', default='ca', choices=['ca', 'thumbprint', 'none']),
             transfer_mode=dict(type='str', default='auto', choices=['auto', 'esxi', 'vcenter'],
                                fallback=(env_fallback, ['VMWARE_GUEST_TRANSFER_MODE'])),
         )
@@ -96,7 +97,7 @@ VM_SELECTORS = ('name', 'uuid', 'moid')
 GUEST_MANAGERS = ('fileManager', 'processManager', 'authManager')
 
 VM_PROPERTIES = (
-    'name', 'runtime.powerState', 'config.uuid', 'config.instanceUuid',
+    'name', 'runtime.powerState', 'runtime.host', 'config.uuid', 'config.instanceUuid',
     'guest.toolsRunningStatus', 'guest.toolsVersionStatus2', 'guest.toolsStatus',
     'guest.guestOperationsReady', 'guest.interactiveGuestOperationsReady',
     'guest.guestFamily', 'guest.guestId', 'guest.guestFullName', 'guest.guestState',

@@ -47,6 +47,12 @@ options:
     type: str
     choices: [auto, esxi, vcenter]
     default: auto
+  transfer_validate:
+    description:
+      - Not used by this module; accepted so that C(module_defaults) for the whole group can set it.
+    type: str
+    choices: [ca, thumbprint, none]
+    default: ca
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.actiongroup

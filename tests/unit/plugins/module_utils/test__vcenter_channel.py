@@ -215,7 +215,7 @@ def _refused(*args, **kwargs):
 
 def test_auto_switches_to_vcenter_when_the_esxi_host_refuses_and_stays_there():
     client, fm = make_client('auto')
-    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://esx9:443/guestFile?id=1&token=t', size=3)
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
     read = mock.Mock(side_effect=lambda paths, limit, directory=None: [
         channel.ChannelFile(path, 'ok', b'abc', 3) for path in paths])
     with mock.patch.object(requests.Session, 'request', side_effect=_refused), \
@@ -224,12 +224,12 @@ def test_auto_switches_to_vcenter_when_the_esxi_host_refuses_and_stays_there():
         assert client.download_bytes('/y').data == b'abc'
     assert fm.InitiateFileTransferFromGuest.call_count == 1, 'the ESXi host is not tried again'
     assert read.call_count == 2 and client.channel == 'vcenter' and client.transfer_used == 'vcenter'
-    assert "could not be reached" in client.transfer_note and 'esx9:443' in client.transfer_note
+    assert "could not be reached" in client.transfer_note and '10.0.0.9:443' in client.transfer_note
 
 
 def test_a_batch_announced_before_the_switch_is_read_in_one_go():
     client, fm = make_client('auto')
-    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://esx9:443/guestFile?id=1&token=t', size=3)
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
     read = mock.Mock(return_value=[channel.ChannelFile('/j/rc', 'ok', b'0\n', 2),
                                    channel.ChannelFile('/j/stdout', 'ok', b'out', 3),
                                    channel.ChannelFile('/j/stderr', 'missing')])
@@ -250,7 +250,7 @@ def test_a_batch_announced_before_the_switch_is_read_in_one_go():
 ])
 def test_no_switch_when_forced_to_esxi_or_for_a_certificate_problem(mode, error):
     client, fm = make_client(mode)
-    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://esx9:443/guestFile?id=1&token=t', size=3)
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
     with mock.patch.object(requests.Session, 'request', side_effect=error):
         with pytest.raises(VSphereError):
             client.download_bytes('/x')
@@ -259,7 +259,7 @@ def test_no_switch_when_forced_to_esxi_or_for_a_certificate_problem(mode, error)
 
 def test_auto_does_not_switch_for_windows_and_says_why():
     client, fm = make_client('auto', family='windowsGuest')
-    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://esx9:443/guestFile?id=1&token=t', size=3)
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
     with mock.patch.object(requests.Session, 'request', side_effect=_refused):
         with pytest.raises(VSphereError) as info:
             client.download_bytes('C:\\x')
