@@ -424,6 +424,7 @@ class GuestClient(object):
         self._http_pinned = None
         self._pins = {}
         self._esxi = None
+        self._esxi_certificate = False
 
     # ----------------------------------------------------------------- plumbing
     def _guest_call(self, manager, step, method, path=None, idempotent=True, deadline=None, **kwargs):
@@ -537,8 +538,8 @@ class GuestClient(object):
         return http
 
     def _http_session(self, url=None):
-        """The HTTP session for a transfer URL: the SOAP connection's trust (``ca``; always for a ``*``
-        URL, which is the server the session talks to), a pinned thumbprint, or no verification."""
+        """The HTTP session for a transfer to ``url`` (None: to the server the session talks to, a
+        ``*`` URL): the SOAP connection's trust (``ca``), a pinned thumbprint, or no verification."""
         mode = self.transfer_validate
         if mode == 'thumbprint' and url is not None and url_host(url).lower() in self._pins:
             if self._http_pinned is None:
@@ -570,8 +571,9 @@ class GuestClient(object):
         TransferURL). The VM's ``runtime.host`` comes with its facts; a VM taken without facts (a
         job in a kept session) costs one call more. A user who may not read the host gets an
         EsxiHost with ``problem`` set, and the URL is tried as vCenter gave it."""
-        if self._esxi is not None and (self._esxi.sha256 or self._esxi.problem or not certificate):
+        if self._esxi is not None and (self._esxi_certificate or self._esxi.problem or not certificate):
             return self._esxi
+        self._esxi_certificate = certificate
         step = 'Reading the ESXi host of the VM'
         pc = vmodl.query.PropertyCollector
         try:
@@ -603,7 +605,7 @@ class GuestClient(object):
                               connection_state=props.get('runtime.connectionState'))
         return self._esxi
 
-    def _url(self, url):
+    def _url(self, step, url):
         """The URL to send the transfer to, like govc's TransferURL: ``transfer_host`` wins; ``*`` is
         the server this session talks to; a host name is replaced by the host's management IP when
         vCenter reports exactly one, and kept (tried as given) otherwise. With
@@ -619,7 +621,7 @@ class GuestClient(object):
         if pinning:
             pin = self._esxi.pin
             if pin is None:
-                raise self._error("Transferring a file", "transfer_validate=thumbprint, but vCenter reports no "
+                raise self._error(step, "transfer_validate=thumbprint, but vCenter reports no "
                                   "certificate or thumbprint for the ESXi host '%s'%s. Trust the host's CA "
                                   "(transfer_validate=ca) or, in a lab, set transfer_validate=none."
                                   % (self._esxi.name or name, ' (%s)' % self._esxi.problem if self._esxi.problem
@@ -653,11 +655,12 @@ class GuestClient(object):
 
     def _request(self, step, method, url, **kwargs):
         """Send one transfer request to the URL vSphere returned (made reachable by _url)."""
-        final = self._url(url)
+        final = self._url(step, url)
+        http = self._http_session(None if url_hostname(url) == '*' else final)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
-                response = self._http_session(final).request(method, final, timeout=self._timeout(), **kwargs)
+                response = http.request(method, final, timeout=self._timeout(), **kwargs)
         except requests.exceptions.RequestException as exc:
             raise self._transfer_error(step, url, final, exc)
         if response.status_code != 200:

@@ -70,8 +70,11 @@ attributes:
     support: full
     description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
 notes:
-  - The upload goes over HTTPS to the ESXi host that runs the VM (see O(transfer_host)), with the same
-    certificate verification as the vSphere connection.
+  - The upload goes over HTTPS to the ESXi host that runs the VM (see O(transfer_host)); its certificate is
+    checked as O(transfer_validate) says.
+  - The file is uploaded to a temporary name next to O(dest) and moved into place when it is complete, so an
+    upload that breaks off leaves an existing O(dest) as it was. A broken upload is repeated with a new
+    transfer URL, up to three times.
 seealso:
   - module: guestops.vsphere.guest_fetch
 author:

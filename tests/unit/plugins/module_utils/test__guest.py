@@ -728,3 +728,16 @@ def test_transfer_validate_none_has_a_context_of_its_own():
 def test_unknown_transfer_validate_is_refused():
     with pytest.raises(VSphereError, match='transfer_validate must be one of ca, thumbprint, none'):
         make_client(transfer_validate='maybe')
+
+
+def test_a_star_url_keeps_the_sessions_trust_whatever_transfer_validate():
+    client, fm, pm, clock = make_client(validate_certs=True, transfer_validate='none')
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=URL, size=2)
+    contexts = []
+
+    def request(self, method, url, **kwargs):
+        contexts.append(self.get_adapter(url)._ssl_context)
+        return FakeResponse(chunks=[b'ok'])
+    with mock.patch.object(requests.Session, 'request', request):
+        client.download_bytes('/x')
+    assert contexts == [client.session.ssl_context()]
