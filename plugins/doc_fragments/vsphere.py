@@ -135,8 +135,48 @@ options:
   transfer_host:
     description:
       - Host (and optionally port, V(host:port)) to use in file transfer URLs instead of the one vSphere returns.
-      - vSphere names the ESXi host that runs the VM, or V(*) for the server the module connected to (then the
-        O(hostname) is used). Set this when the host running the module cannot resolve or reach that name.
+      - File transfers go from the host running the module straight to the ESXi host that runs the VM (TCP port
+        443 of that host), not through vCenter.
+      - Through vCenter the URL names the ESXi host by its name in the vCenter inventory, which often does not
+        resolve. When vCenter reports exactly one management address for that host, the module uses it
+        instead (as govc does); otherwise the name is tried as it is. A V(*) host (a module connected to ESXi
+        directly) means the server the module connected to (O(hostname)).
+      - Set this when the host running the module cannot resolve or reach that name or address.
       - Only the host part of the URL is changed.
     type: str
+  transfer_validate:
+    description:
+      - How the TLS certificate of the ESXi host is checked for file transfers.
+      - V(ca) verifies it against the same trust as vCenter's certificate, following O(validate_certs).
+      - V(thumbprint) accepts exactly the certificate that vCenter reports for the VM's host (the SHA-256
+        fingerprint of the host's C(config.certificate), else the SHA-1 C(summary.config.sslThumbprint)), as
+        govc does; use it when ESXi hosts have self-signed certificates but vCenter's is trusted. A host that
+        presents another certificate is refused, and the message names both fingerprints.
+      - V(none) does not check the ESXi host's certificate (labs only).
+      - A V(*) transfer URL (a module connected to ESXi directly) is the server of the session, checked as
+        O(validate_certs) says.
+    type: str
+    choices: [ca, thumbprint, none]
+    default: ca
+  transfer_mode:
+    description:
+      - How files and program output travel between the host running the module and the guest.
+      - V(esxi) uses the HTTPS transfer URLs of the ESXi host that runs the VM (fast, no size limit); the host running
+        the module must reach that host on port 443 (or O(transfer_host)).
+      - V(vcenter) sends everything through vCenter alone, for sites where only vCenter is routed. Output and fetched
+        files are encoded in the guest into symlink targets that C(ListFilesInGuest) returns; copied files travel in
+        the arguments of C(StartProgramInGuest) calls, 40,000 characters each, and are checked with SHA-256 in the
+        guest. Linux guests only; the guest needs C(sh), C(gzip), C(base64), C(sha256sum), C(head), C(fold) and
+        C(ln) (coreutils or BusyBox; without C(gzip) or C(base64) output is sent uncompressed or as hex).
+        Caps are 1 MiB for a copied file and 4 MiB for a fetched file; program output follows C(output_limit).
+        Each C(ListFilesInGuest) call carries up to 1,000,000 characters (about 750 KB of compressed data), each
+        C(StartProgramInGuest) call 40,000 characters (30 KB), plus one helper program per transfer.
+      - V(auto) uses the ESXi host and switches to the vCenter channel for the rest of the task when that host cannot
+        be reached (connection refused, timed out, or its name does not resolve); a TLS certificate problem or an HTTP
+        error does not switch. The result then explains the switch in C(transfer_note).
+      - Results say which channel was used in C(transfer).
+      - If not set, the value of the E(VMWARE_GUEST_TRANSFER_MODE) environment variable is used.
+    type: str
+    choices: [auto, esxi, vcenter]
+    default: auto
 """

@@ -11,6 +11,7 @@ partial result attached. Private to the collection.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import io
 import os
@@ -107,9 +108,7 @@ def copy_to_guest(client, dest, src=None, content=None, mode=None, owner=None, g
                     # keep its mode unless a new one is asked for.
                     mode = existing['permissions'] & 0o7777
                 attributes = client.file_attributes(mode, owner, group, windows=windows)
-                uploaded = client.upload(fileobj, size, dest, overwrite=existing is not None, attributes=attributes)
-                if uploaded != checksum:
-                    raise VSphereError("Uploading to '%s' failed: the local source changed during the upload." % dest)
+                _upload_atomically(client, fileobj, size, dest, existing, attributes, checksum, guest_os)
             else:
                 client.change_attributes(dest, client.file_attributes(mode, owner, group))
         except VSphereError as err:
@@ -120,6 +119,29 @@ def copy_to_guest(client, dest, src=None, content=None, mode=None, owner=None, g
         return result
     finally:
         fileobj.close()
+
+
+def _upload_atomically(client, fileobj, size, dest, existing, attributes, checksum, guest_os):
+    """Upload to a temporary name next to dest, then move it into place (MoveFileInGuest).
+
+    A transfer that breaks off (and is not saved by a retry) leaves the old dest as it was and no
+    partial file: the temporary file is deleted. Being in dest's directory, the move is a rename on
+    the same file system, and the attributes given to the upload (mode, owner, group) stay.
+    """
+    directory, name = _paths.split(dest, guest_os)
+    temp = _paths.join(directory, '.%s.%s.ansible-upload' % (name[:200], binascii.hexlify(os.urandom(6)).decode()),
+                       guest_os=guest_os)
+    try:
+        uploaded = client.upload(fileobj, size, temp, overwrite=True, attributes=attributes, label=dest)
+        if uploaded != checksum:
+            raise VSphereError("Uploading to '%s' failed: the local source changed during the upload." % dest)
+        client.move_file(temp, dest, overwrite=existing is not None)
+    except VSphereError:
+        try:
+            client.delete(temp)
+        except VSphereError:
+            pass  # the original error is the one to report
+        raise
 
 
 def _missing_parent(client, dest, guest_os):

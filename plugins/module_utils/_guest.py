@@ -11,8 +11,11 @@ Every guest operations API call of the collection is made here, through
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import ipaddress
 import re
+import socket
 import ssl
 import time
 import traceback
@@ -23,9 +26,11 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._faults import (
     fault_is,
     network_problem,
 )
+from ansible_collections.guestops.vsphere.plugins.module_utils import _paths
+from ansible_collections.guestops.vsphere.plugins.module_utils import _vcenter_channel as channel
 from ansible_collections.guestops.vsphere.plugins.module_utils._paths import basename
 from ansible_collections.guestops.vsphere.plugins.module_utils._retry import dropped, root_cause
-from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import vim
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import vim, vmodl
 
 REQUESTS_IMPORT_ERROR = None
 try:
@@ -100,15 +105,19 @@ def format_host(host):
     return host
 
 
-def transfer_url(url, client_host, client_port=None, override=None):
+def transfer_url(url, client_host, client_port=None, override=None, host_address=None):
     """The URL to use for a guest file transfer.
 
     vSphere returns ``https://*:443/guestFile?...`` (``*`` meaning "the server you
-    called") or a URL naming an ESXi host. Only the host part is touched:
+    called", when the client talks to ESXi directly) or, through vCenter, a URL naming the
+    VM's ESXi host by its inventory name (govmomi ``guest/file_manager.go`` TransferURL).
+    Only the host part is touched:
 
     * with ``override`` (``host`` or ``host:port``), the host (and port, if given) is replaced;
     * a ``*`` host becomes ``client_host``; a port in the URL is kept, and a URL
       without a port gets ``client_port`` (the server that was called);
+    * a named host becomes ``host_address`` when given (the host's one management IP that
+      vCenter reports), keeping the URL's port;
     * any other URL is returned unchanged.
 
     Path, query and token are never modified.
@@ -137,10 +146,109 @@ def transfer_url(url, client_host, client_port=None, override=None):
         new_port = port if port is not None else client_port
         if new_port is not None and url[:marker].lower() == 'https' and int(new_port) == 443 and port is None:
             new_port = None
+    elif host_address:
+        new_host, new_port = host_address, port
     else:
         return url
     new_netloc = userinfo + format_host(new_host) + ('' if new_port is None else ':%s' % new_port)
     return url[:start] + new_netloc + url[end:]
+
+
+def url_hostname(url):
+    """The host of a URL without port or brackets ('*' for a wildcard)."""
+    return split_host_port(url_host(url))[0]
+
+
+def url_port(url):
+    """The port of a URL (443 when it names none)."""
+    port = split_host_port(url_host(url))[1]
+    return port if port is not None else 443
+
+
+def is_ip_address(host):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def colon_hex(hex_digest):
+    """'ab01..' -> 'AB:01:..', the way vSphere and govc print certificate thumbprints."""
+    text = hex_digest.replace(':', '').upper()
+    return ':'.join(text[i:i + 2] for i in range(0, len(text), 2))
+
+
+def pem_sha256(pem):
+    """Colon-hex SHA-256 of the first certificate of a PEM text (bytes, str, or the signed byte
+    list ``config.certificate`` comes as), or None when there is none."""
+    if pem is None:
+        return None
+    if not isinstance(pem, (bytes, str)):
+        pem = bytes(b & 0xff for b in pem)
+    if isinstance(pem, bytes):
+        pem = pem.decode('ascii', 'replace')
+    start = pem.find('-----BEGIN CERTIFICATE-----')
+    end = pem.find('-----END CERTIFICATE-----', start)
+    if start < 0 or end < 0:
+        return None
+    try:
+        der = ssl.PEM_cert_to_DER_cert(pem[start:end + len('-----END CERTIFICATE-----')])
+    except ValueError:
+        return None
+    return colon_hex(hashlib.sha256(der).hexdigest())
+
+
+def management_ips(net_config):
+    """The IPs of the selected vNICs of nic type 'management' in a host's
+    ``config.virtualNicManagerInfo.netConfig``, read as govc does (govmomi
+    ``internal/helpers.go`` HostSystemManagementIPs)."""
+    ips = []
+    for config in net_config or []:
+        if getattr(config, 'nicType', None) != 'management':
+            continue
+        selected = set(getattr(config, 'selectedVnic', None) or [])
+        for vnic in getattr(config, 'candidateVnic', None) or []:
+            if getattr(vnic, 'key', None) not in selected:
+                continue
+            ip = getattr(getattr(getattr(vnic, 'spec', None), 'ip', None), 'ipAddress', None)
+            if ip and is_ip_address(ip) and ip not in ips:
+                ips.append(ip)
+    return ips
+
+
+TRANSFER_VALIDATE = ('ca', 'thumbprint', 'none')
+
+_FINGERPRINT_MISMATCH = re.compile(r'Fingerprints did not match\. Expected "([0-9a-fA-F:]+)", got "([0-9a-fA-F:]+)"')
+
+
+class EsxiHost(object):
+    """What vCenter reports about the ESXi host that runs the VM (for reaching and trusting it)."""
+
+    __slots__ = ('name', 'ips', 'sha1', 'sha256', 'connection_state', 'problem')
+
+    def __init__(self, name=None, ips=(), sha1=None, sha256=None, connection_state=None, problem=None):
+        self.name = name
+        self.ips = list(ips)
+        self.sha1 = sha1
+        self.sha256 = sha256
+        self.connection_state = connection_state
+        self.problem = problem  # why vCenter could not tell (a sentence), or None
+
+    @property
+    def address(self):
+        """The one management IP, or None when vCenter reports none or several."""
+        return self.ips[0] if len(self.ips) == 1 else None
+
+    @property
+    def pin(self):
+        """(algorithm, colon-hex fingerprint) to pin: SHA-256 of config.certificate, else the SHA-1
+        summary.config.sslThumbprint; None when vCenter reports neither."""
+        if self.sha256:
+            return 'SHA-256', self.sha256
+        if self.sha1:
+            return 'SHA-1', colon_hex(self.sha1)
+        return None
 
 
 def url_host(url):
@@ -176,6 +284,29 @@ class _ContextAdapter(HTTPAdapter):
         conn.cert_reqs = 'CERT_REQUIRED' if verify else 'CERT_NONE'
         conn.ca_certs = None
         conn.ca_cert_dir = None
+
+
+class _PinnedAdapter(_ContextAdapter):
+    """An HTTPS adapter that trusts exactly the certificates whose fingerprint is pinned for the
+    host:port called (urllib3 ``assert_fingerprint``; hex of SHA-1 or SHA-256 over the DER). With a
+    fingerprint, urllib3 turns hostname checks off and a self-signed certificate needs CERT_NONE, so
+    the adapter has a context of its own and never touches the session's."""
+
+    def __init__(self, pins, **kwargs):
+        self._pins = pins
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        super(_PinnedAdapter, self).__init__(context, **kwargs)
+
+    def cert_verify(self, conn, url, verify, cert):
+        conn.cert_reqs = 'CERT_NONE'
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+        pin = self._pins.get(url_host(url).lower())
+        if pin is None:
+            raise ValueError('no pinned thumbprint for %s' % url_host(url))
+        conn.assert_fingerprint = pin.replace(':', '').lower()
 
 
 class _SizedReader(object):
@@ -237,13 +368,21 @@ class Download(object):
 
 # --------------------------------------------------------------------------- client
 
+def _unreachable(error):
+    """Mark a transfer error as "the ESXi host cannot be reached", which makes transfer_mode=auto use
+    the vCenter channel; a TLS or HTTP problem is a setting to fix and must not be worked around."""
+    error.unreachable = True
+    return error
+
+
 class GuestClient(object):
     """Guest operations on one VM with one guest login.
 
     ``session`` is a connected VSphereSession, ``vm`` a VirtualMachine from its lookup.
     """
 
-    def __init__(self, session, vm, username, password, transfer_host=None,
+    def __init__(self, session, vm, username, password, transfer_host=None, transfer_validate='ca',
+                 transfer_mode='auto',
                  sleep=time.sleep, clock=time.monotonic):
         self.session = session
         self.vm = vm
@@ -251,9 +390,26 @@ class GuestClient(object):
         self.auth = vim.vm.guest.NamePasswordAuthentication(
             username=username, password=password, interactiveSession=False)
         self.transfer_host = transfer_host
+        if transfer_validate not in TRANSFER_VALIDATE:
+            raise VSphereError("transfer_validate must be one of %s, got '%s'."
+                               % (', '.join(TRANSFER_VALIDATE), transfer_validate))
+        self.transfer_validate = transfer_validate or 'ca'
+        self.transfer_mode = transfer_mode or 'auto'
+        # The channel files travel through now: 'esxi' (/guestFile on the ESXi host) or 'vcenter'
+        # (SOAP calls only, see _vcenter_channel); transfer_used is what this client did use.
+        self.channel = 'vcenter' if self.transfer_mode == 'vcenter' else 'esxi'
+        self.transfer_used = None
+        self.transfer_note = None
+        self._prefetched = {}
+        self._batch = None
         self._sleep = sleep
         self._clock = clock
         self._http = None
+        self._http_unverified = None
+        self._http_pinned = None
+        self._pins = {}
+        self._esxi = None
+        self._esxi_certificate = False
 
     # ----------------------------------------------------------------- plumbing
     def _guest_call(self, manager, step, method, path=None, idempotent=True, deadline=None, **kwargs):
@@ -354,63 +510,207 @@ class GuestClient(object):
                         guestFilePath=path, fileAttributes=attributes)
 
     # ----------------------------------------------------------------- transfers
-    def _http_session(self):
+    def _new_http(self, adapter, verify):
+        if not HAS_REQUESTS:
+            raise VSphereError('The Python library requests is required for guest file transfers.')
+        http = requests.Session()
+        http.mount('https://', adapter)
+        http.verify = verify
+        http.trust_env = False
+        if self.session.proxy_host:
+            proxy = 'http://%s:%s' % (format_host(self.session.proxy_host), self.session.proxy_port or 80)
+            http.proxies = {'https': proxy, 'http': proxy}
+        return http
+
+    def _http_session(self, url=None):
+        """The HTTP session for a transfer to ``url`` (None: to the server the session talks to, a
+        ``*`` URL): the SOAP connection's trust (``ca``), a pinned thumbprint, or no verification."""
+        mode = self.transfer_validate
+        if mode == 'thumbprint' and url is not None and url_host(url).lower() in self._pins:
+            if self._http_pinned is None:
+                self._http_pinned = self._new_http(_PinnedAdapter(self._pins), False)
+            return self._http_pinned
+        if mode == 'none' and url is not None:
+            if self._http_unverified is None:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                self._http_unverified = self._new_http(_ContextAdapter(context), False)
+            return self._http_unverified
         if self._http is None:
-            if not HAS_REQUESTS:
-                raise VSphereError('The Python library requests is required for guest file transfers.')
-            http = requests.Session()
-            http.mount('https://', _ContextAdapter(self.session.ssl_context()))
-            http.verify = bool(self.session.validate_certs)
-            http.trust_env = False
-            if self.session.proxy_host:
-                proxy = 'http://%s:%s' % (format_host(self.session.proxy_host), self.session.proxy_port or 80)
-                http.proxies = {'https': proxy, 'http': proxy}
-            self._http = http
+            self._http = self._new_http(_ContextAdapter(self.session.ssl_context()),
+                                        bool(self.session.validate_certs))
         return self._http
 
     def close(self):
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        for name in ('_http', '_http_unverified', '_http_pinned'):
+            http = getattr(self, name)
+            if http is not None:
+                http.close()
+                setattr(self, name, None)
 
-    def _url(self, url):
-        return transfer_url(url, self.session.hostname, self.session.port, self.transfer_host)
+    def esxi_host(self, certificate=False):
+        """What vCenter reports about the VM's ESXi host, read once per client: its name, management
+        IPs, connection state and thumbprints (``config.certificate`` only when ``certificate``:
+        it is a few kilobytes). The properties are govc's (govmomi ``guest/file_manager.go``
+        TransferURL). The VM's ``runtime.host`` comes with its facts; a VM taken without facts (a
+        job in a kept session) costs one call more. A user who may not read the host gets an
+        EsxiHost with ``problem`` set, and the URL is tried as vCenter gave it."""
+        if self._esxi is not None and (self._esxi_certificate or self._esxi.problem or not certificate):
+            return self._esxi
+        self._esxi_certificate = certificate
+        step = 'Reading the ESXi host of the VM'
+        pc = vmodl.query.PropertyCollector
+        try:
+            host_ref = self.vm.get('runtime.host')
+            if host_ref is None:
+                found = self.session.retrieve(step, [pc.ObjectSpec(obj=self.vm.ref, skip=False)], [
+                    pc.PropertySpec(type=vim.VirtualMachine, pathSet=['runtime.host'])], vm_name=self.vm.name)
+                host_ref = found[0][1].get('runtime.host') if found else None
+                self.vm.props['runtime.host'] = host_ref
+            if host_ref is None:
+                self._esxi = EsxiHost(problem='vCenter names no host for the VM')
+                return self._esxi
+            paths = ['name', 'runtime.connectionState', 'summary.config.sslThumbprint',
+                     'config.virtualNicManagerInfo.netConfig']
+            if certificate:
+                paths.append('config.certificate')
+            found = self.session.retrieve(step, [pc.ObjectSpec(obj=host_ref, skip=False)], [
+                pc.PropertySpec(type=vim.HostSystem, pathSet=paths)], vm_name=self.vm.name)
+        except VSphereError as err:
+            self._esxi = EsxiHost(problem='vCenter did not tell (%s)' % err.msg)
+            return self._esxi
+        props = found[0][1] if found else {}
+        if not props:
+            self._esxi = EsxiHost(problem="user '%s' may not read the VM's host" % self.session.username)
+            return self._esxi
+        self._esxi = EsxiHost(name=props.get('name'), ips=management_ips(props.get('config.virtualNicManagerInfo.netConfig')),
+                              sha1=props.get('summary.config.sslThumbprint'),
+                              sha256=pem_sha256(props.get('config.certificate')),
+                              connection_state=props.get('runtime.connectionState'))
+        return self._esxi
+
+    def _url(self, step, url):
+        """The URL to send the transfer to, like govc's TransferURL: ``transfer_host`` wins; ``*`` is
+        the server this session talks to; a host name is replaced by the host's management IP when
+        vCenter reports exactly one, and kept (tried as given) otherwise. With
+        ``transfer_validate=thumbprint`` the thumbprint vCenter reports is pinned for that address."""
+        name = url_hostname(url)
+        pinning = self.transfer_validate == 'thumbprint' and name != '*'
+        address = None
+        if name != '*' and not self.transfer_host and not is_ip_address(name) or pinning:
+            esxi = self.esxi_host(certificate=pinning)
+            if name != '*' and not is_ip_address(name):
+                address = esxi.address
+        final = transfer_url(url, self.session.hostname, self.session.port, self.transfer_host, address)
+        if pinning:
+            pin = self._esxi.pin
+            if pin is None:
+                raise self._error(step, "transfer_validate=thumbprint, but vCenter reports no "
+                                  "certificate or thumbprint for the ESXi host '%s'%s. Trust the host's CA "
+                                  "(transfer_validate=ca) or, in a lab, set transfer_validate=none."
+                                  % (self._esxi.name or name, ' (%s)' % self._esxi.problem if self._esxi.problem
+                                     else ''), retryable=False)
+            self._pins[url_host(final).lower()] = pin[1]
+        return final
+
+    def _describe_host(self, url, final):
+        """"the ESXi host 'DC0_H0' (127.0.1.1:443)" for messages: the name vCenter gave and the address tried."""
+        name = url_hostname(url)
+        tried = url_host(final)
+        if name == '*':
+            return "the transfer host '%s'" % tried
+        if self.transfer_host:
+            return "the ESXi host '%s' (tried %s, from transfer_host)" % (name, tried)
+        if url_hostname(final) != name:
+            return "the ESXi host '%s' (tried %s, its management address as vCenter reports it)" % (name, tried)
+        esxi = self._esxi
+        if esxi is not None and esxi.problem:
+            why = '; %s' % esxi.problem
+        elif esxi is not None and len(esxi.ips) > 1:
+            why = '; vCenter reports %d management addresses (%s)' % (len(esxi.ips), ', '.join(esxi.ips))
+        elif esxi is not None and esxi.name:
+            why = '; vCenter reports no management address'
+        else:
+            why = ''
+        return "the ESXi host '%s' (tried %s, the name as vCenter gave it%s)" % (name, tried, why)
 
     def _timeout(self):
         return (self.session.request_timeout, self.session.request_timeout)
 
     def _request(self, step, method, url, **kwargs):
-        host = url_host(url)
+        """Send one transfer request to the URL vSphere returned (made reachable by _url)."""
+        final = self._url(step, url)
+        http = self._http_session(None if url_hostname(url) == '*' else final)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
-                response = self._http_session().request(method, url, timeout=self._timeout(), **kwargs)
+                response = http.request(method, final, timeout=self._timeout(), **kwargs)
         except requests.exceptions.RequestException as exc:
-            raise self._transfer_error(step, host, exc)
+            raise self._transfer_error(step, url, final, exc)
         if response.status_code != 200:
             try:
                 body = scrub(response.text[:200]).strip()
             finally:
                 response.close()
-            raise self._error(step, "the transfer host '%s' answered HTTP %s%s." % (
-                host, response.status_code, ' (%s)' % body if body else ''))
+            # Repeated with a new URL: the host refused this one (used, expired, or a failure of its own).
+            raise self._error(step, "%s answered HTTP %s%s." % (
+                self._describe_host(url, final), response.status_code, ' (%s)' % body if body else ''),
+                retryable=True)
+        response.host_label = self._describe_host(url, final)
         return response
 
-    def _transfer_error(self, step, host, exc):
+    def _firewall_advice(self, final):
+        port = url_port(final)
+        return ("File transfers go from the host running the module straight to the ESXi host that runs the VM "
+                "(not through vCenter): open TCP port %d of %s to it%s, set transfer_host to an address that "
+                "reaches the ESXi host, or set transfer_mode=vcenter to send files through vCenter alone."
+                % (port, url_hostname(final), " (port 443 of the ESXi host, unless something forwards it)"
+                   if port != 443 and not self.transfer_host else ''))
+
+    def _transfer_error(self, step, url, final, exc):
+        """A transfer request that failed before an answer, told apart by cause: a pinned thumbprint
+        that does not match, a certificate that cannot be verified, a host that cannot be reached or
+        does not answer (settings to fix: not repeated, and each attempt would leave one more unused
+        URL behind), or a connection that broke off (repeated with a new URL)."""
+        host = self._describe_host(url, final)
         cause = root_cause(exc)
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return self._error(step, "the TLS certificate of the transfer host '%s' could not be verified (%s). "
-                               "Trust its CA, or set validate_certs=false for a lab." % (host, scrub(_reason(exc))),
+        mismatch = _FINGERPRINT_MISMATCH.search(str(exc))
+        if mismatch is not None:
+            algorithm, pinned = self._esxi.pin if self._esxi is not None and self._esxi.pin else ('', mismatch.group(1))
+            return self._error(step, "%s presented a TLS certificate with %s fingerprint %s, but vCenter reports %s "
+                               "for that host (transfer_validate=thumbprint). The host's certificate was replaced "
+                               "after vCenter last read it, or something on the way intercepts the connection: "
+                               "check the host's certificate in vCenter (reconnecting the host refreshes it)."
+                               % (host, algorithm or 'the', colon_hex(mismatch.group(2)), colon_hex(pinned)),
                                fault=exc, retryable=False)
-        if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)) and \
-                not isinstance(exc, requests.exceptions.ChunkedEncodingError) and not dropped(exc):
-            # Not repeated: a host that cannot be reached is a setting to fix, and every attempt
-            # would leave one more unused transfer URL behind.
-            return self._error(step, "the transfer host '%s' cannot be reached (%s). The host running the module "
-                               "must reach the ESXi host on that port; set transfer_host to an address it can "
-                               "reach." % (host, scrub(_reason(exc))), fault=exc, retryable=False)
-        return self._error(step, "the transfer with '%s' failed (%s)." % (host, scrub(_reason(exc))), fault=exc,
-                           retryable=True)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return self._error(step, "the TLS certificate of %s could not be verified (%s). ESXi hosts have "
+                               "certificates of their own: trust the CA that signed it on the host running the "
+                               "module (as for vCenter), pin the thumbprint vCenter reports for the host "
+                               "(transfer_validate=thumbprint), or in a lab set transfer_validate=none."
+                               % (host, scrub(getattr(cause, 'verify_message', None) or _reason(exc))),
+                               fault=exc, retryable=False)
+        if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(cause, (
+                ConnectionRefusedError, socket.gaierror)) or isinstance(cause, OSError) and \
+                getattr(cause, 'errno', None) in (errno.EHOSTUNREACH, errno.ENETUNREACH) or \
+                isinstance(exc, requests.exceptions.ConnectionError) and not dropped(exc) and not isinstance(
+                    exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.SSLError)) and \
+                not isinstance(exc, requests.exceptions.Timeout):
+            return _unreachable(self._error(step, "%s cannot be reached (%s). %s" % (
+                host, scrub(_reason(exc)), self._firewall_advice(final)), fault=exc, retryable=False))
+        if isinstance(cause, ssl.SSLError) and not dropped(exc):
+            return self._error(step, "the TLS handshake with %s failed (%s). Check that transfer_host, if set, "
+                               "points to the ESXi host's HTTPS port." % (host, scrub(_reason(exc))),
+                               fault=exc, retryable=False)
+        if isinstance(exc, requests.exceptions.Timeout):
+            return _unreachable(self._error(step, "%s accepted the connection but did not answer within %s seconds "
+                                            "(request_timeout). A firewall may let the connection through and drop "
+                                            "the traffic, or the host is overloaded. %s" % (
+                                                host, _seconds(self.session.request_timeout),
+                                                self._firewall_advice(final)), fault=exc, retryable=False))
+        return self._error(step, "the connection to %s broke off during the transfer (%s)." % (
+            host, scrub(_reason(exc))), fault=exc, retryable=True)
 
     def _with_retries(self, step, attempt):
         """Run a whole transfer (new URL, HTTP request, body) again while it fails transiently.
@@ -436,12 +736,29 @@ class GuestClient(object):
                 error.msg += ' Tried %d times.' % tries
                 raise error
 
-    def upload(self, fileobj, size, guest_path, overwrite=True, attributes=None):
-        """Stream ``size`` bytes from ``fileobj`` into ``guest_path``. Returns the sha1 hex digest."""
-        step = "Uploading to '%s'" % guest_path
+    def upload(self, fileobj, size, guest_path, overwrite=True, attributes=None, label=None):
+        """Stream ``size`` bytes from ``fileobj`` into ``guest_path``. Returns the sha1 hex digest.
+
+        Through the ESXi host, or through vCenter (transfer_mode, see _use_vcenter_after). ``label``:
+        the path to name in messages (the destination, when ``guest_path`` is a temporary name).
+        """
         if attributes is None:
             attributes = self.file_attributes()
         start = fileobj.tell() if hasattr(fileobj, 'tell') else None
+        if self.channel == 'esxi':
+            try:
+                digest = self._upload_esxi(fileobj, size, guest_path, overwrite, attributes, start, label)
+                self._used('esxi')
+                return digest
+            except VSphereError as err:
+                if not self._use_vcenter_after(err):
+                    raise
+            if start is not None:
+                fileobj.seek(start)
+        return self._upload_vcenter(fileobj, size, guest_path, overwrite, attributes)
+
+    def _upload_esxi(self, fileobj, size, guest_path, overwrite, attributes, start, label=None):
+        step = "Uploading to '%s'" % (label or guest_path)
 
         def attempt():
             if start is not None:
@@ -449,7 +766,7 @@ class GuestClient(object):
             url = self._file_call(step, 'InitiateFileTransferToGuest', path=guest_path, guestFilePath=guest_path,
                                   fileAttributes=attributes, fileSize=size, overwrite=overwrite)
             body = _SizedReader(fileobj, size)
-            response = self._request(step, 'PUT', self._url(url), data=body,
+            response = self._request(step, 'PUT', url, data=body,
                                      headers={'Content-Type': 'application/octet-stream'})
             response.close()
             if body.sent != size:
@@ -466,7 +783,7 @@ class GuestClient(object):
 
     def _open_download(self, step, guest_path):
         info = self._file_call(step, 'InitiateFileTransferFromGuest', path=guest_path, guestFilePath=guest_path)
-        response = self._request(step, 'GET', self._url(info.url), stream=True)
+        response = self._request(step, 'GET', info.url, stream=True)
         return info, response
 
     def _chunks(self, step, response):
@@ -478,8 +795,9 @@ class GuestClient(object):
                     yield chunk
                     size += len(chunk)
         except requests.exceptions.RequestException as exc:
-            raise _BrokenTransfer(self._error(step, 'the transfer broke off after %d bytes (%s).'
-                                              % (size, scrub(_reason(exc))), fault=exc, retryable=True))
+            raise _BrokenTransfer(self._error(step, 'the connection to %s broke off after %d bytes (%s).'
+                                              % (getattr(response, 'host_label', 'the transfer host'), size,
+                                                 scrub(_reason(exc))), fault=exc, retryable=True))
         finally:
             response.close()
 
@@ -489,6 +807,23 @@ class GuestClient(object):
         ``sink`` is called with ``None`` before every attempt after the first, to start over.
         Returns (bytes passed to sink, size of the guest file, sha1 of the bytes passed).
         """
+        if self.channel == 'esxi' and guest_path not in self._prefetched:
+            try:
+                found = self._stream_esxi(guest_path, sink, limit)
+                self._used('esxi')
+                return found
+            except VSphereError as err:
+                if not self._use_vcenter_after(err):
+                    raise
+            sink(None)
+        found = self._read_vcenter(guest_path, limit)
+        self._used('vcenter')
+        data = found.data if limit is None else found.data[:limit]
+        if data:
+            sink(data)
+        return len(data), found.size, hashlib.sha1(data).hexdigest()
+
+    def _stream_esxi(self, guest_path, sink, limit):
         step = "Downloading '%s'" % guest_path
         attempts = [0]
 
@@ -542,6 +877,154 @@ class GuestClient(object):
         size, total, dummy = self.stream(guest_path, sink, limit=limit)
         return Download(b''.join(parts), total, limit is not None and total > size)
 
+    # ----------------------------------------------------------------- the vCenter-only channel
+    def _guest_os(self):
+        return _paths.guest_os_of(None, self.vm)
+
+    def _used(self, name):
+        if self.transfer_used != 'vcenter':
+            self.transfer_used = name
+
+    def _use_vcenter_after(self, err):
+        """With transfer_mode=auto, switch to the vCenter channel for good when the ESXi host cannot be
+        reached (refused, timed out, not resolved; not a certificate or HTTP error). True when switched."""
+        if self.transfer_mode != 'auto' or not getattr(err, 'unreachable', False):
+            return False
+        if self._guest_os() == 'windows':
+            err.msg += ' (The vCenter-only channel that transfer_mode=auto falls back to works with Linux guests only.)'
+            return False
+        self.channel = 'vcenter'
+        self.transfer_note = ('The ESXi host could not be reached (%s); files went through vCenter instead '
+                              '(transfer_mode=auto).' % err.msg)
+        return True
+
+    def prefetch(self, paths, limit, directory=None):
+        """Files about to be read (a job's rc file and output): through vCenter they are read in one go.
+
+        Through the ESXi host nothing is done now; should the host turn out unreachable at the first
+        read, the whole batch is read through vCenter then.
+        """
+        paths = [path for path in paths if path]
+        self._batch = (paths, limit, directory)
+        if self.channel == 'vcenter':
+            self._read_batch()
+
+    def _read_batch(self):
+        paths, limit, directory = self._batch
+        self._batch = None
+        for found in self.read_through_vcenter(paths, limit, directory):
+            self._prefetched[found.path] = found
+
+    def _read_vcenter(self, path, limit):
+        if self._batch is not None and path in self._batch[0] and (limit or 0) <= self._batch[1]:
+            self._read_batch()
+        found = self._prefetched.pop(path, None)
+        if found is None or found.data is not None and limit is not None and len(found.data) < min(limit, found.size):
+            cap = channel.FETCH_CAP if limit is None else limit
+            found = self.read_through_vcenter([path], cap)[0]
+            if limit is None and found.size is not None and found.size > cap:
+                raise self._error("Downloading '%s'" % path, "the file is %d bytes; through vCenter (transfer_mode) at "
+                                  "most %d bytes can be fetched. Open the route to the ESXi host for larger files."
+                                  % (found.size, cap), retryable=False)
+        if found.state != 'ok':
+            fault = {'missing': vim.fault.FileNotFound, 'notfile': vim.fault.NotAFile}.get(
+                found.state, vim.fault.CannotAccessFile)(file=path, msg='File %s: %s' % (path, found.state))
+            raise VSphereError("Downloading '%s' failed for VM '%s': %s" % (
+                path, self.vm.name, {'missing': 'the file does not exist', 'notfile': 'it is not a regular file'}.get(
+                    found.state, 'the guest user cannot read it')), fault=fault, step="Downloading '%s'" % path)
+        return found
+
+    def _channel_program(self, spec, what):
+        """Run a helper of the channel and wait for it; its exit code."""
+        pid = self.start_program(spec)
+        ended = self.wait_for_exit(pid, channel.ENCODER_TIMEOUT)
+        if ended.exit_code is None:
+            raise self._error(what, 'the helper program (pid %s) ended without an exit code.' % pid, retryable=True)
+        return ended.exit_code
+
+    def read_through_vcenter(self, paths, limit, directory=None):
+        """Read guest files (at most ``limit`` bytes each) through SOAP calls only; [ChannelFile].
+
+        The encoder writes them as symlink targets into a private directory (inside ``directory``,
+        or a new temporary directory), which is listed, checked and deleted.
+        """
+        step = 'Reading files through vCenter'
+        channel.require_linux(self._guest_os(), self.vm.name)
+        if directory:
+            made, out = None, _paths.join(directory, channel.channel_name())
+        else:
+            made = self.make_temp_dir(prefix='ansible-channel-')
+            out = _paths.join(made, 'out')
+        done = False
+        try:
+            code = self._channel_program(channel.encoder_spec(out, paths, limit), step)
+            if code != 0:
+                raise self._error(step, 'the encoder in the guest failed with exit code %s (%s).' % (
+                    code, channel.ENCODER_ERRORS.get(code, "are 'sh', 'head', 'fold' and 'ln' there?")),
+                    retryable=False)
+            entries = []
+            index = 0
+            while True:
+                listing = self._file_call(step, 'ListFilesInGuest', path=out, filePath=out, index=index,
+                                          maxResults=channel.LIST_PAGE, matchPattern=channel.LIST_PATTERN)
+                files = list(getattr(listing, 'files', None) or [])
+                entries.extend((entry.path, getattr(entry.attributes, 'symlinkTarget', None)) for entry in files)
+                index += len(files)
+                if not files or not getattr(listing, 'remaining', 0):
+                    break
+            try:
+                found = channel.assemble(entries, paths)
+            except channel.ChannelError as exc:
+                raise self._error(step, '%s.' % exc, retryable=True)
+            done = True
+        finally:
+            try:
+                self.delete(made or out)
+            except VSphereError:
+                if done:
+                    raise
+        self._used('vcenter')
+        return found
+
+    def _upload_vcenter(self, fileobj, size, guest_path, overwrite, attributes):
+        """Write a small file through StartProgramInGuest arguments (see _vcenter_channel)."""
+        step = "Uploading to '%s' through vCenter" % guest_path
+        channel.require_linux(self._guest_os(), self.vm.name)
+        if size > channel.UPLOAD_CAP:
+            raise self._error(step, 'the file is %d bytes; through vCenter (transfer_mode) at most %d bytes can be '
+                              'copied. Open the route to the ESXi host for larger files.' % (size, channel.UPLOAD_CAP),
+                              retryable=False)
+        data = fileobj.read(size)
+        if len(data) != size:
+            raise self._error(step, 'the local source ended after %d of %d bytes.' % (len(data), size))
+        text, compression, sha256 = channel.encode_upload(data)
+        chunks = channel.split_chunks(text)
+        mode = getattr(attributes, 'permissions', None)
+        parts_dir = self.make_temp_dir(prefix='ansible-channel-')
+        finished = False
+        try:
+            for number, chunk in enumerate(chunks):
+                self.start_program(channel.part_spec(parts_dir, number, chunk))
+            code = self._channel_program(channel.assembler_spec(
+                parts_dir, len(chunks), guest_path, sha256, 0o644 if mode is None else mode,
+                getattr(attributes, 'ownerId', None), getattr(attributes, 'groupId', None), overwrite, compression),
+                step)
+            finished = code == 0
+            if code == 7:
+                raise VSphereError("%s failed for VM '%s': the file exists." % (step, self.vm.name), step=step,
+                                   fault=vim.fault.FileAlreadyExists(file=guest_path))
+            if code != 0:
+                raise self._error(step, 'the decoder in the guest failed with exit code %s (%s).' % (
+                    code, channel.ASSEMBLER_ERRORS.get(code, 'unexpected')), retryable=code in (6, 8))
+        finally:
+            if not finished:
+                try:
+                    self.delete(parts_dir)
+                except VSphereError:
+                    pass
+        self._used('vcenter')
+        return hashlib.sha1(data).hexdigest()
+
     # ----------------------------------------------------------------- processes
     def start_program(self, spec, marker=None):
         """Start a ProgramSpec (see _command_line); returns the pid.
@@ -551,6 +1034,7 @@ class GuestClient(object):
         private directory) the guest's process list answers that: a program found there is the
         one started, otherwise it is started again. Without a marker the call is not repeated.
         """
+        channel.check_request_size(spec, self.vm.name)
         program_spec = vim.vm.guest.ProcessManager.ProgramSpec(
             programPath=spec.program_path, arguments=spec.arguments or '',
             workingDirectory=spec.working_directory or None, envVariables=spec.env or None)

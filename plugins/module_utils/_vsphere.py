@@ -81,6 +81,9 @@ def vsphere_argument_spec(guest_login=True):
             guest_username=dict(type='str', fallback=(env_fallback, ['VMWARE_GUEST_USERNAME'])),
             guest_password=dict(type='str', no_log=True, fallback=(env_fallback, ['VMWARE_GUEST_PASSWORD'])),
             transfer_host=dict(type='str'),
+            transfer_validate=dict(type='str', default='ca', choices=['ca', 'thumbprint', 'none']),
+            transfer_mode=dict(type='str', default='auto', choices=['auto', 'esxi', 'vcenter'],
+                               fallback=(env_fallback, ['VMWARE_GUEST_TRANSFER_MODE'])),
         )
     return spec
 
@@ -121,7 +124,7 @@ def check_uuid(value, instance_uuid=False):
 GUEST_MANAGERS = ('fileManager', 'processManager', 'authManager')
 
 VM_PROPERTIES = (
-    'name', 'runtime.powerState', 'config.uuid', 'config.instanceUuid', 'config.guestId',
+    'name', 'runtime.powerState', 'runtime.host', 'config.uuid', 'config.instanceUuid', 'config.guestId',
     'guest.toolsRunningStatus', 'guest.toolsVersionStatus2', 'guest.toolsStatus',
     'guest.guestOperationsReady', 'guest.interactiveGuestOperationsReady',
     'guest.guestFamily', 'guest.guestId', 'guest.guestFullName', 'guest.guestState',

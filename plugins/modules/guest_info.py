@@ -41,6 +41,18 @@ options:
     description:
       - Not used by this module; accepted so that C(module_defaults) for the whole group can set it.
     type: str
+  transfer_mode:
+    description:
+      - Not used by this module; accepted so that C(module_defaults) for the whole group can set it.
+    type: str
+    choices: [auto, esxi, vcenter]
+    default: auto
+  transfer_validate:
+    description:
+      - Not used by this module; accepted so that C(module_defaults) for the whole group can set it.
+    type: str
+    choices: [ca, thumbprint, none]
+    default: ca
 requirements:
   - pyvmomi >= 8.0.3.0.1
 extends_documentation_fragment:

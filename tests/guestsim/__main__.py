@@ -91,6 +91,9 @@ def main(argv=None) -> int:
         '  vCenter login: %s / %s' % (user, password),
         '  guest login:   root / guestpass (every default Linux VM), Administrator / guestpass (DC0_H0_WIN0)',
         '  CA certificate: %s' % simulator.ca_file,
+        '  ESXi hosts:    %s (port %d; transfer URLs name the host)' % (', '.join(
+            '%s %s%s' % (h.name, h.address, '' if h.management == 'serve' else ' (%s)' % h.management)
+            for h in simulator.service.inventory.hosts()), simulator.port),
         '  state dir:     %s' % simulator.state_dir,
         '  state:         %s/guestsim/state' % simulator.control_base_url,
         '  control:       %s/guestsim (also during a simulated vCenter restart)' % simulator.control_base_url,

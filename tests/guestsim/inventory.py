@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timezone
 
 import yaml
-from pyVmomi import vim
+from pyVmomi import VmomiSupport, vim
 
 UUID_NAMESPACE = uuid.UUID('6c1b8e64-0f0e-4c4f-9a43-7a7d0f3e2b10')
 DEFAULT_GUEST_USERS = {'root': 'guestpass'}
@@ -31,6 +31,16 @@ WINDOWS_GUEST = {
     'guest_family': 'windowsGuest',
 }
 DEFAULT_WINDOWS_USERS = {'Administrator': 'guestpass'}
+
+# What an ESXi 8.0 U3 host reports as its product (AboutInfo), for HostSystem.config.product and
+# summary.config.product, and as ServiceContent.about to a client that connects to the host directly.
+ESXI_ABOUT = dict(
+    name='VMware ESXi', fullName='VMware ESXi 8.0.3 build-24022510', vendor='VMware, Inc.', version='8.0.3',
+    build='24022510', localeVersion='INTL', localeBuild='000', osType='vmnix-x86', productLineId='embeddedEsx',
+    apiType='HostAgent', apiVersion='8.0.3.0', licenseProductName='VMware ESX Server', licenseProductVersion='8.0')
+# Management addresses of the hosts: 127.0.1.1, 127.0.1.2, ... (Linux routes all of 127/8 to lo).
+HOST_ADDRESS_PREFIX = '127.0.1.'
+pyvmomi_byte = VmomiSupport.byte
 
 
 def _uuid_for(kind: str, key: str, first: str) -> str:
@@ -238,11 +248,26 @@ class ResourcePool(Entity):
         return props
 
 
+# How a host's management address answers (inventory option ``management``): ``serve`` (HTTPS with
+# /guestFile and /sdk), ``refuse`` (nothing listens: connections are refused, as when no route or a
+# firewall rejects them) or ``silent`` (TCP connections are accepted and never answered, as behind a
+# firewall that drops packets or a host that hangs).
+MANAGEMENT_MODES = ('serve', 'refuse', 'silent')
+
+
 class HostSystem(Entity):
     vim_type = vim.HostSystem
 
-    def __init__(self, moid, name, parent=None):
+    def __init__(self, moid, name, parent=None, management: str = 'serve'):
         super().__init__(moid, name, parent)
+        if management not in MANAGEMENT_MODES:
+            raise ValueError('management must be one of %s' % ', '.join(MANAGEMENT_MODES))
+        self.management = management
+        # Set by the inventory (address: 127.0.1.N) and by the simulator (port, certificates).
+        self.address = ''
+        self.port = 443
+        self.certificate = None      # tls.HostCertificate that vCenter reports for the host
+        self.presented = None        # the one its listener presents (another one: a wrong pin)
         self.vms: list[VirtualMachine] = []
         self.hardware_uuid = _uuid_for('host', name, '4c')
         self.boot_time = _now()
@@ -252,11 +277,48 @@ class HostSystem(Entity):
     def children(self):
         return []
 
+    def management_netconfig(self) -> list:
+        """``config.virtualNicManagerInfo.netConfig``: vmk0 on the Management Network, the one
+        selected vNIC of nic type ``management``, holding the host's address. govc reads exactly this
+        (govmomi ``internal/helpers.go`` HostSystemManagementIPs: netConfig entries of nicType
+        ``management``, candidateVnic whose key is in selectedVnic, ``spec.ip.ipAddress``); keys and
+        names follow vcsim's ESX model (``simulator/esx/host_config_info.go``)."""
+        vnic = vim.host.VirtualNic(
+            device='vmk0', key='management.key-vim.host.VirtualNic-vmk0', portgroup='Management Network',
+            spec=vim.host.VirtualNic.Specification(
+                ip=vim.host.IpConfig(dhcp=False, ipAddress=self.address, subnetMask='255.255.255.0'),
+                mac=self.vmk_mac(), portgroup='Management Network', mtu=1500, tsoEnabled=True,
+                netStackInstanceKey='defaultTcpipStack'))
+        return [
+            vim.host.VirtualNicManager.NetConfig(nicType='management', multiSelectAllowed=True,
+                                                 candidateVnic=[vnic], selectedVnic=[vnic.key]),
+            vim.host.VirtualNicManager.NetConfig(nicType='vmotion', multiSelectAllowed=True,
+                                                 candidateVnic=[vnic], selectedVnic=[]),
+        ]
+
+    def vmk_mac(self) -> str:
+        tail = self.hardware_uuid.replace('-', '')[-6:]
+        return '00:50:56:%s:%s:%s' % (tail[0:2], tail[2:4], tail[4:6])
+
+    def product(self):
+        return vim.AboutInfo(**ESXI_ABOUT)
+
+    def config_info(self):
+        """``config``: what clients read through vCenter to reach and trust the host. ``certificate``
+        is "Full Host Certificate in PEM format, if known" (HostConfigInfo; govmomi
+        ``vim25/types/types.go``), an ``xsd:byte`` array on the wire."""
+        pem = self.certificate.pem if self.certificate is not None else b''
+        return vim.host.ConfigInfo(
+            host=self.ref(), product=self.product(),
+            virtualNicManagerInfo=vim.host.VirtualNicManagerInfo(netConfig=self.management_netconfig()),
+            certificate=[pyvmomi_byte(b) for b in pem] or None)
+
     def properties(self):
         props = super().properties()
         runtime = vim.host.RuntimeInfo(connectionState='connected', powerState='poweredOn',
                                        inMaintenanceMode=False, bootTime=self.boot_time)
         props.update({
+            'config': self.config_info(),
             'vm': [v.ref() for v in self.vms],
             'datastore': [d.ref() for d in self.datastores],
             'network': [n.ref() for n in self.networks],
@@ -268,8 +330,12 @@ class HostSystem(Entity):
                     vendor='VMware, Inc. (simulated)', model='guestsim', uuid=self.hardware_uuid,
                     memorySize=4 * 1024 ** 3, cpuModel='simulated', cpuMhz=2000, numCpuPkgs=1,
                     numCpuCores=2, numCpuThreads=2, numNics=1, numHBAs=0),
-                config=vim.host.Summary.ConfigSummary(name=self.name, port=443, vmotionEnabled=False,
-                                                      faultToleranceEnabled=False, product=None),
+                # sslThumbprint: "The SSL thumbprint of the host, if known" (HostConfigSummary), SHA-1 in
+                # colon hex; port: where the host's HTTPS service (and /guestFile) listens.
+                config=vim.host.Summary.ConfigSummary(
+                    name=self.name, port=self.port, vmotionEnabled=False, faultToleranceEnabled=False,
+                    product=self.product(),
+                    sslThumbprint=self.certificate.sha1 if self.certificate is not None else None),
                 quickStats=vim.host.Summary.QuickStats(),
                 overallStatus='green',
                 rebootRequired=False),
@@ -628,7 +694,7 @@ class VirtualMachine(Entity):
         # one property, and the device list or layoutEx are too costly to build for every read.
         props = LazyProperties(super().properties())
         props.update({
-            'config': Lazy(self.config_info),
+            'config': self.config_info(),
             'runtime': Lazy(self.runtime_info),
             'guest': Lazy(self.guest_info),
             'datastore': Lazy(lambda: [self.datastore.ref()]),
@@ -659,8 +725,17 @@ class Inventory:
         return '%s%d' % (prefix, self._counter)
 
     def _register(self, entity):
+        if isinstance(entity, HostSystem):
+            count = sum(1 for e in self.by_moid.values() if isinstance(e, HostSystem)) + 1
+            if count > 254:
+                raise ValueError('at most 254 hosts (management addresses %s1 to %s254)'
+                                 % (HOST_ADDRESS_PREFIX, HOST_ADDRESS_PREFIX))
+            entity.address = '%s%d' % (HOST_ADDRESS_PREFIX, count)
         self.by_moid[entity.moid] = entity
         return entity
+
+    def hosts(self) -> list:
+        return [e for e in self.by_moid.values() if isinstance(e, HostSystem)]
 
     def add_datacenter(self, name: str) -> Datacenter:
         moid = self._next('datacenter-')
@@ -708,18 +783,20 @@ class Inventory:
         owner.resource_pool = pool
         return pool
 
-    def add_standalone_host(self, datacenter: Datacenter, name: str) -> HostSystem:
+    def add_standalone_host(self, datacenter: Datacenter, name: str, management: str = 'serve') -> HostSystem:
         compute = datacenter.host_folder.add(self._register(ComputeResource(self._next('domain-s'), name)))
-        host = self._register(HostSystem(self._next('host-'), name, compute))
+        host = self._register(HostSystem(self._next('host-'), name, compute, management=management))
         compute.hosts.append(host)
         self._attach_host(datacenter, host)
         self._add_pool(compute)
         return host
 
     def add_cluster(self, datacenter: Datacenter, name: str, host_names) -> ClusterComputeResource:
+        """``host_names``: names, or (name, management) pairs."""
         cluster = datacenter.host_folder.add(self._register(ClusterComputeResource(self._next('domain-c'), name)))
-        for host_name in host_names:
-            host = self._register(HostSystem(self._next('host-'), host_name, cluster))
+        for entry in host_names:
+            host_name, management = (entry, 'serve') if isinstance(entry, str) else entry
+            host = self._register(HostSystem(self._next('host-'), host_name, cluster, management=management))
             cluster.hosts.append(host)
             self._attach_host(datacenter, host)
         self._add_pool(cluster)
@@ -807,6 +884,10 @@ def default_inventory() -> Inventory:
     inv.add_vm(dc0, 'DUP_VM', folder='F0', host='DC0_H0', ip_address='10.0.0.40')
     inv.add_vm(dc0, 'DUP_VM', folder='F1', host='DC0_H0', ip_address='10.0.0.41')
     inv.add_vm(dc0, 'DC0_H0_WIN0', host='DC0_H0', os='windows', ip_address='10.0.0.50')
+    # A host vCenter manages but the controller cannot reach: its management address refuses
+    # connections, so /guestFile transfers to its VM fail while SOAP calls through vCenter work.
+    inv.add_standalone_host(dc0, 'DC0_H_NOROUTE', management='refuse')
+    inv.add_vm(dc0, 'DC0_H_NOROUTE_VM0', host='DC0_H_NOROUTE', ip_address='10.0.0.60')
     return inv
 
 
@@ -816,6 +897,19 @@ VM_OPTION_KEYS = ('uuid', 'instance_uuid', 'os', 'guest_id', 'guest_full_name', 
 
 class InventoryError(ValueError):
     """The inventory file is not valid."""
+
+
+def _host_spec(path: str, spec) -> tuple:
+    """A host of the inventory file: a name, or ``{name: H, management: serve | refuse | silent}``."""
+    if isinstance(spec, str):
+        return spec, 'serve'
+    if not isinstance(spec, dict) or 'name' not in spec or set(spec) - {'name', 'management'}:
+        raise InventoryError('%s: a host is a name or {name: ..., management: serve | refuse | silent}' % path)
+    management = spec.get('management', 'serve')
+    if management not in MANAGEMENT_MODES:
+        raise InventoryError('%s: host %s: management must be one of %s'
+                             % (path, spec['name'], ', '.join(MANAGEMENT_MODES)))
+    return spec['name'], management
 
 
 def load_inventory(path: str) -> Inventory:
@@ -833,9 +927,10 @@ def load_inventory(path: str) -> Inventory:
         for folder in dc_spec.get('folders') or []:
             inv.add_vm_folder(datacenter, folder)
         for host in dc_spec.get('hosts') or []:
-            inv.add_standalone_host(datacenter, host)
+            inv.add_standalone_host(datacenter, *_host_spec(path, host))
         for cluster in dc_spec.get('clusters') or []:
-            inv.add_cluster(datacenter, cluster['name'], cluster.get('hosts') or ['%s_H0' % cluster['name']])
+            inv.add_cluster(datacenter, cluster['name'], [_host_spec(path, h) for h in cluster.get('hosts')
+                                                          or ['%s_H0' % cluster['name']]])
     for vm_spec in data.get('vms') or []:
         if 'name' not in vm_spec:
             raise InventoryError('%s: every VM needs a name' % path)

@@ -42,16 +42,26 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address, handler, ssl_context, simulator, control_only: bool = False):
+    def __init__(self, address, handler, ssl_context, simulator, control_only: bool = False, esxi_host=None):
         if ':' in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
-        self.ssl_context = ssl_context
+        self._ssl_context = ssl_context
         self.simulator = simulator
         # The control listener serves only /guestsim/*, so that tests reach it while "vCenter" is down.
         self.control_only = control_only
+        # An ESXi host's listener (its management address): /sdk as the host itself and /guestFile.
+        self.esxi_host = esxi_host
         self._connections_lock = threading.Lock()
         self.connections: set = set()
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The context for a new connection: a host presents its current certificate (see
+        ``POST /guestsim/hosts/<name>/certificate``)."""
+        if self.esxi_host is not None:
+            return self.esxi_host.presented.context()
+        return self._ssl_context
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -153,8 +163,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- verbs ------------------------------------------------------------------------------------
     def _control_only(self, path: str) -> bool:
-        """On the control listener everything but /guestsim/* is 404."""
-        if self.server.control_only and not path.startswith('/guestsim/'):
+        """On the control listener everything but /guestsim/* is 404; on a host's, /guestsim/* is."""
+        if (self.server.control_only and not path.startswith('/guestsim/')
+                or self.server.esxi_host is not None and path.startswith('/guestsim/')):
             self._discard_body()
             self._send(404, b'Not Found')
             return True
@@ -211,7 +222,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         status, payload, new_cookie = self.simulator.service.handle_soap(
             body, self.headers.get('SOAPAction'), self.headers.get('Cookie'), self.client_address[0],
-            self.headers.get('User-Agent', ''))
+            self.headers.get('User-Agent', ''), esxi_host=self.server.esxi_host)
         headers = {'Cache-Control': 'no-cache'}
         if new_cookie:
             headers['Set-Cookie'] = set_cookie_header(new_cookie)
@@ -221,7 +232,7 @@ class Handler(BaseHTTPRequestHandler):
     def _claim(self, query, direction):
         ticket_id = (query.get('id') or [''])[0]
         token = (query.get('token') or [''])[0]
-        return self.simulator.service.transfers.claim(ticket_id, token, direction)
+        return self.simulator.service.transfers.claim(ticket_id, token, direction, self.server.esxi_host)
 
     def _abort(self):
         """Drop the connection without finishing the response (a broken transfer)."""
@@ -383,6 +394,8 @@ class Handler(BaseHTTPRequestHandler):
             self._options(verb, body)
         elif verb == 'POST' and parts == ['vcenter', 'restart']:
             self._vcenter_restart(body)
+        elif verb == 'POST' and len(parts) == 3 and parts[0] == 'hosts' and parts[2] == 'certificate':
+            self._host_certificate(urllib.parse.unquote(parts[1]), body)
         elif verb == 'POST' and len(parts) == 3 and parts[0] == 'vms' and parts[2] == 'tools-restart':
             self._tools_restart(urllib.parse.unquote(parts[1]), body)
         elif verb == 'POST' and len(parts) == 3 and parts[0] == 'vms' and parts[2] in ('power-on', 'power-off'):
@@ -419,6 +432,22 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(400, {'error': str(exc)})
                 return
         self._json(200, {'options': service.options_snapshot()})
+
+    def _host_certificate(self, name: str, body: bytes):
+        try:
+            data = self._json_object(body)
+            presented = data.get('presented')
+            if presented not in ('reported', 'other') or set(data) - {'presented'}:
+                raise ValueError('the body is {"presented": "reported"} or {"presented": "other"}')
+        except (ValueError, TypeError) as exc:
+            self._json(400, {'error': str(exc)})
+            return
+        host = self.simulator.host_named(name)
+        if host is None:
+            self._json(404, {'error': 'no host named %s' % name})
+            return
+        self.simulator.present_certificate(host, presented == 'other')
+        self._json(200, {'hosts': [self.simulator.host_state(host)]})
 
     def _vcenter_restart(self, body: bytes):
         try:
@@ -505,6 +534,12 @@ class Simulator:
         self.content_length_limit = content_length_limit
         self.accept_empty_upload = accept_empty_upload
         self.certificates = Certificates(self.state_dir, hosts=(host,))
+        # Every ESXi host: its own certificate for its management address (127.0.1.N), signed by the CA.
+        for esxi in inventory.hosts():
+            esxi.certificate = esxi.presented = self.certificates.host_certificate(esxi.address, esxi.name)
+        self.host_servers: list = []      # (HostSystem, SimulatorHTTPServer, thread)
+        self.silent_sockets: list = []    # listening sockets that are never accepted from
+        self.service.host_state = self.host_state
         self.httpd: SimulatorHTTPServer | None = None
         self.control_httpd: SimulatorHTTPServer | None = None
         self._port: int | None = None
@@ -566,8 +601,21 @@ class Simulator:
                                    control_only=control_only)
 
     def bind(self):
-        self.httpd = self._new_httpd(self.requested_port)
-        self._port = self.httpd.server_address[1]
+        # The hosts listen on the main port's number at their own addresses; with a free port (0)
+        # that number may be taken at a host address by another program, so a new one is tried.
+        attempts = 20 if self.requested_port == 0 else 1
+        for attempt in range(attempts):
+            self.httpd = self._new_httpd(self.requested_port)
+            self._port = self.httpd.server_address[1]
+            try:
+                self._bind_hosts(self._port)
+                break
+            except OSError:
+                self._close_hosts()
+                self.httpd.server_close()
+                self.httpd = None
+                if attempt + 1 >= attempts:
+                    raise
         self.service.port = self._port
         if self.requested_control_port is not None:
             try:
@@ -575,10 +623,63 @@ class Simulator:
             except OSError:
                 self.httpd.server_close()
                 self.httpd = None
+                self._close_hosts()
                 raise
         # Guest processes and noexec mounts must not outlive the simulator, even without stop().
         atexit.register(self.stop)
         return self
+
+    # --- ESXi hosts ------------------------------------------------------------------------------
+    def _bind_hosts(self, port: int):
+        """Open each host's management address on ``port``: HTTPS for ``serve``, a socket that is
+        never accepted from for ``silent`` (the kernel completes the TCP handshake, nothing answers),
+        nothing for ``refuse`` (connections are refused). Loopback addresses only."""
+        for esxi in self.service.inventory.hosts():
+            esxi.port = port
+            if esxi.management == 'serve':
+                server = SimulatorHTTPServer((esxi.address, port), Handler, None, self, esxi_host=esxi)
+                self.host_servers.append([esxi, server, None])
+            elif esxi.management == 'silent':
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    sock.bind((esxi.address, port))
+                    sock.listen(64)
+                except OSError:
+                    sock.close()
+                    raise
+                self.silent_sockets.append(sock)
+
+    def _close_hosts(self):
+        for entry in self.host_servers:
+            server, thread = entry[1], entry[2]
+            if thread is not None:
+                server.shutdown()
+                thread.join(timeout=10)
+            server.server_close()
+        self.host_servers = []
+        for sock in self.silent_sockets:
+            sock.close()
+        self.silent_sockets = []
+
+    def host_named(self, name: str):
+        return next((h for h in self.service.inventory.hosts() if h.name == name or h.moid == name), None)
+
+    def present_certificate(self, esxi, other: bool):
+        """Make a host present another certificate (same CA, same address) than the one vCenter
+        reports, or the reported one again; existing connections keep theirs."""
+        if other:
+            if esxi.presented is esxi.certificate:
+                esxi.presented = self.certificates.host_certificate(esxi.address, esxi.name)
+        else:
+            esxi.presented = esxi.certificate
+
+    @staticmethod
+    def host_state(esxi) -> dict:
+        return {'name': esxi.name, 'moid': esxi.moid, 'address': esxi.address, 'port': esxi.port,
+                'management': esxi.management, 'ssl_thumbprint': esxi.certificate.sha1,
+                'ssl_thumbprint_sha256': esxi.certificate.sha256,
+                'presented': 'reported' if esxi.presented is esxi.certificate else 'other',
+                'presented_sha256': esxi.presented.sha256}
 
     def _serve(self, httpd: SimulatorHTTPServer, name: str) -> threading.Thread:
         thread = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.2}, name=name, daemon=True)
@@ -594,6 +695,8 @@ class Simulator:
             self._thread = self._serve(self.httpd, 'guestsim-http')
             if self.control_httpd is not None:
                 self._control_thread = self._serve(self.control_httpd, 'guestsim-control')
+            for entry in self.host_servers:
+                entry[2] = self._serve(entry[1], 'guestsim-host-%s' % entry[0].name)
         self.service.start_background_work()
         return self
 
@@ -682,6 +785,7 @@ class Simulator:
                 httpd.shutdown()
                 thread.join(timeout=10)
             httpd.server_close()
+        self._close_hosts()
         self.service.shutdown()
         if self._own_state_dir:
             for _attempt in range(3):
@@ -716,6 +820,8 @@ class Simulator:
             'vm_slow_boot = DC0_H0_VM_SLOWBOOT\n'
             'vm_noexec = DC0_H0_VM_NOEXEC\n'
             'vm_duplicate_name = DUP_VM\n'
+            '; A VM whose ESXi host refuses connections (no route for /guestFile transfers).\n'
+            'vm_noroute = DC0_H_NOROUTE_VM0\n'
             '; A Windows VM (Wine) and its guest login; empty: the Windows targets are skipped.\n'
             'vm_windows = DC0_H0_WIN0\n'
             'vm_windows_username = Administrator\n'

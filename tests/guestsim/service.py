@@ -16,8 +16,8 @@ from pyVmomi import vim, vmodl
 from . import faults, soap
 from .collector import ContainerView, PropertyCollector, top_property
 from .faultrules import FaultRules
-from .guest import POLL_SECONDS as EXIT_POLL_INTERVAL, GuestSystem
-from .inventory import Inventory, VirtualMachine
+from .guest import POLL_SECONDS as EXIT_POLL_INTERVAL, VIX_MAX_USER_INPUT, GuestSystem, start_request_size
+from .inventory import ESXI_ABOUT, Inventory, VirtualMachine
 from .search import SearchIndex
 from .windows import WindowsGuestSystem, WindowsTools
 from .sessions import SessionStore, cookie_from_header
@@ -96,6 +96,8 @@ class Service:
         self.transfers = TransferStore(**({'ttl': transfer_ttl} if transfer_ttl else {}))
         self.rules = FaultRules()
         self.calls: Counter = Counter()
+        # Agent replies hostd needed per method (ListFilesInGuest: a large listing takes several).
+        self.tools_replies: Counter = Counter()
         self.lock = threading.Lock()
         self.instance_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, 'guestsim:' + self.state_dir))
         self.views: dict[str, ContainerView] = {}
@@ -142,6 +144,8 @@ class Service:
         self.in_flight: Counter = Counter()
         # Replaced by the Simulator with the state of its listener (vCenter restarts).
         self.vcenter_status = lambda: {'available': True, 'restart_seconds_left': 0.0}
+        # Replaced by the Simulator with its view of a host (address, port, certificates).
+        self.host_state = lambda host: {'name': host.name, 'address': host.address}
 
     # --- object registry ---------------------------------------------------------------------
     def resolve(self, ref):
@@ -161,12 +165,18 @@ class Service:
             rootFolder=self.inventory.root.ref(),
             propertyCollector=vmodl.query.PropertyCollector('propertyCollector'),
             viewManager=vim.view.ViewManager('ViewManager'),
-            about=vim.AboutInfo(instanceUuid=self.instance_uuid, **ABOUT),
+            about=self._about(),
             sessionManager=vim.SessionManager('SessionManager'),
             searchIndex=vim.SearchIndex('SearchIndex'),
             customFieldsManager=vim.CustomFieldsManager('CustomFieldsManager'),
             guestOperationsManager=vim.vm.guest.GuestOperationsManager('guestOperationsManager'),
         )
+
+    def _about(self):
+        """vCenter's AboutInfo, or the host's (apiType HostAgent) for a client connected to it directly."""
+        if getattr(self._session_local, 'esxi_host', None) is not None:
+            return vim.AboutInfo(**ESXI_ABOUT)
+        return vim.AboutInfo(instanceUuid=self.instance_uuid, **ABOUT)
 
     def _session_manager_props(self):
         session = getattr(self._session_local, 'session', None)
@@ -182,8 +192,10 @@ class Service:
 
     # --- dispatch --------------------------------------------------------------------------------
     def handle_soap(self, body: bytes, soap_action: str | None, cookie: str | None, client_ip: str = '',
-                    user_agent: str = ''):
-        """Run one SOAP call: returns (HTTP status, response body, cookie to set or None)."""
+                    user_agent: str = '', esxi_host=None):
+        """Run one SOAP call: returns (HTTP status, response body, cookie to set or None).
+
+        ``esxi_host``: the call came to that host's own address (a client connected to ESXi directly)."""
         version = soap.version_from_soap_action(soap_action)
         session = self.sessions.lookup(cookie_from_header(cookie))
         new_cookie = None
@@ -200,6 +212,7 @@ class Service:
         if session.user:
             session.call_count += 1
         self._session_local.session = session
+        self._session_local.esxi_host = esxi_host
         started = time.monotonic()
         user = session.user
         try:
@@ -221,6 +234,7 @@ class Service:
             return 500, soap.serialize_fault(faults.system_error(str(exc)), version), new_cookie
         finally:
             self._session_local.session = None
+            self._session_local.esxi_host = None
 
     def _log_call(self, name: str, request, user, started: float, outcome: str):
         """One line per SOAP call at INFO (``-v``): method, target, VM, guest user, outcome. Never
@@ -501,10 +515,24 @@ class Service:
     def list_files(self, call, provider, this, vm, auth, filePath, index=None, maxResults=None, matchPattern=None):
         del call, provider, this
         _machine, guest, _user = self._guest(vm, auth)
-        return guest.list_files(filePath, index, maxResults, matchPattern)
+        listing, replies = guest.list_files(filePath, index, maxResults, matchPattern)
+        with self.lock:
+            self.tools_replies['ListFilesInGuest'] += replies
+        return listing
 
-    def transfer_url(self, ticket) -> str:
-        return 'https://*:%d/guestFile?id=%d&token=%s' % (self.port, ticket.id, ticket.token)
+    def _issue(self, machine, **fields):
+        """A transfer ticket for the VM's host, and its URL as the endpoint called hands it out.
+
+        Through vCenter the URL names the VM's host by its inventory name (HostSystem.name), which the
+        client must resolve or replace; called on the host itself, the host is ``*``, "the server you
+        called" (govmomi ``guest/file_manager.go`` TransferURL: "return a URL with the host set to "*"
+        when connected directly to ESX, but return the address of VM's runtime host when connected to
+        vCenter"; FileTransferInformation.url). The URL works only at that host's address."""
+        direct = getattr(self._session_local, 'esxi_host', None)
+        host = direct if direct is not None else machine.host
+        ticket = self.transfers.issue(vm=machine, listener=host, **fields)
+        name = '*' if direct is not None else host.name
+        return 'https://%s:%d/guestFile?id=%d&token=%s' % (name, host.port, ticket.id, ticket.token)
 
     def initiate_to_guest(self, call, provider, this, vm, auth, guestFilePath, fileAttributes, fileSize, overwrite):
         del provider, this
@@ -512,23 +540,26 @@ class Service:
         path = guest.check_upload_target(guestFilePath, fileAttributes, overwrite)
         if fileSize is None or fileSize < 0:
             raise faults.invalid_argument('fileSize')
-        ticket = self.transfers.issue(direction='to', vm=machine, guest=guest, path=path, guest_path=guestFilePath,
-                                      size=fileSize, attributes=fileAttributes, overwrite=overwrite,
-                                      break_after=call.decision.break_transfer_after)
-        return self.transfer_url(ticket)
+        return self._issue(machine, direction='to', guest=guest, path=path, guest_path=guestFilePath, size=fileSize,
+                           attributes=fileAttributes, overwrite=overwrite,
+                           break_after=call.decision.break_transfer_after)
 
     def initiate_from_guest(self, call, provider, this, vm, auth, guestFilePath):
         del provider, this
         machine, guest, _user = self._guest(vm, auth)
         path, attributes, size = guest.check_download_source(guestFilePath)
-        ticket = self.transfers.issue(direction='from', vm=machine, guest=guest, path=path, guest_path=guestFilePath,
-                                      size=size, break_after=call.decision.break_transfer_after)
-        return vim.vm.guest.FileManager.FileTransferInformation(
-            attributes=attributes, size=size, url=self.transfer_url(ticket))
+        url = self._issue(machine, direction='from', guest=guest, path=path, guest_path=guestFilePath, size=size,
+                          break_after=call.decision.break_transfer_after)
+        return vim.vm.guest.FileManager.FileTransferInformation(attributes=attributes, size=size, url=url)
 
     def start_program(self, call, provider, this, vm, auth, spec):
         del call, provider, this
         _machine, guest, user = self._guest(vm, auth)
+        size = start_request_size(spec)
+        if size > VIX_MAX_USER_INPUT:
+            # foundryMsg.c VixMsg_AllocUserRequestMsg: VIX_E_ARGUMENT_TOO_BIG. Which vim fault hostd
+            # makes of it is not documented; InvalidArgument is the documented fault of a bad spec (README).
+            raise faults.invalid_argument('spec')
         return guest.start_program(user, spec)
 
     def list_processes(self, call, provider, this, vm, auth, pids=None):
@@ -583,6 +614,7 @@ class Service:
     def reset(self):
         with self.lock:
             self.calls.clear()
+            self.tools_replies.clear()
             self.options = dict(self.default_options)
         self.rules.clear()
 
@@ -609,6 +641,7 @@ class Service:
             self.temp_paths = [t for t in self.temp_paths if os.path.lexists(t['path'])]
             temp_paths = [dict(t) for t in self.temp_paths]
             calls = dict(self.calls)
+            tools_replies = dict(self.tools_replies)
             in_flight = dict(self.in_flight)
         processes = []
         for moid, guest in self.guests.items():
@@ -627,13 +660,15 @@ class Service:
         return {
             'sessions': self.sessions.snapshot(),
             'calls': calls,
+            'tools_replies': tools_replies,
             'temp_paths': temp_paths,
             'processes': processes,
             'transfers': {'pending': self.transfers.pending()},
             'fault_rules': self.rules.snapshot(),
             'options': self.options_snapshot(),
             'vcenter': self.vcenter_status(),
-            'vms': [{'name': vm.name, 'moid': vm.moid, 'power_state': vm.power_state,
+            'hosts': [self.host_state(h) for h in self.inventory.hosts()],
+            'vms': [{'name': vm.name, 'moid': vm.moid, 'host': vm.host.name, 'power_state': vm.power_state,
                      'tools_running': vm.tools_running(), 'guest_operations_ready': vm.agent_ready(),
                      'tools_restarting': vm.tools_restarting(),
                      'noexec_mount': self.guests[vm.moid].noexec_mounted,

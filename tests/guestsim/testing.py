@@ -6,11 +6,24 @@ import contextlib
 import json
 import os
 import ssl
+import urllib.parse
 import urllib.request
 
 import pytest
 
 from .server import Simulator
+
+
+def resolve_transfer_url(url: str, addresses: dict, called_host: str) -> str:
+    """A /guestFile URL with its host made reachable, as a client does: ``*`` is the host that was
+    called, a host name (``DC0_H0``) is that host's management address (``addresses``: name ->
+    address, e.g. from ``GET /guestsim/state`` ``hosts``). Only the host part changes."""
+    parts = urllib.parse.urlsplit(url)
+    name = parts.hostname  # lower-cased by urlsplit; host names are case-insensitive
+    lowered = {key.lower(): value for key, value in addresses.items()}
+    address = called_host if name == '*' else lowered.get(name, name)
+    netloc = address + ('' if parts.port is None else ':%d' % parts.port)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 class SimulatorHandle:
@@ -40,6 +53,19 @@ class SimulatorHandle:
 
     def state(self) -> dict:
         return self.request('GET', '/guestsim/state')
+
+    def host_addresses(self) -> dict:
+        """ESXi host name -> management address (127.0.1.N)."""
+        return {h.name: h.address for h in self.simulator.service.inventory.hosts()}
+
+    def transfer_url(self, url: str) -> str:
+        """``url`` as returned by InitiateFileTransfer*, with the host made reachable."""
+        return resolve_transfer_url(url, self.host_addresses(), self.host)
+
+    def present_certificate(self, host: str, other: bool = True) -> dict:
+        """Make ESXi host ``host`` present another certificate than vCenter reports (or the reported one)."""
+        return self.request('POST', '/guestsim/hosts/%s/certificate' % host,
+                            {'presented': 'other' if other else 'reported'})
 
     def reset(self):
         return self.request('POST', '/guestsim/reset', {})

@@ -31,6 +31,8 @@ class Ticket:
     in_use: bool = False
     used: bool = False
     break_after: int | None = None
+    # The ESXi host (inventory HostSystem) whose management address serves the URL.
+    listener: object = None
 
 
 class TicketError(Exception):
@@ -61,7 +63,9 @@ class TransferStore:
             self.tickets[ticket_id] = ticket
             return ticket
 
-    def claim(self, ticket_id: str, token: str, direction: str) -> Ticket:
+    def claim(self, ticket_id: str, token: str, direction: str, listener=None) -> Ticket:
+        """The ticket behind a request to ``listener`` (the ESXi host whose address was called;
+        None: the vCenter port, which serves no transfers: every id is unknown there)."""
         try:
             number = int(ticket_id)
         except (TypeError, ValueError):
@@ -69,7 +73,7 @@ class TransferStore:
         with self.lock:
             self._expire_locked()
             ticket = self.tickets.get(number)
-            if ticket is None or not secrets.compare_digest(ticket.token.encode(), (token or '').encode()):
+            if ticket is None or ticket.listener is not listener or not secrets.compare_digest(ticket.token.encode(), (token or '').encode()):
                 raise TicketError(404, 'Not Found')
             if ticket.direction != direction:
                 raise TicketError(405, 'Method Not Allowed')

@@ -57,7 +57,7 @@ class GuestClient:
         self.auth = credentials
 
     def url(self, url: str) -> str:
-        return url.replace('*', self.handle.host, 1)
+        return self.handle.transfer_url(url)
 
     def upload(self, path: str, data: bytes, overwrite: bool = True, attributes=None) -> requests.Response:
         attributes = attributes if attributes is not None else vim.vm.guest.FileManager.PosixFileAttributes()

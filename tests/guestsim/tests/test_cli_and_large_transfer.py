@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import json
 import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 import requests
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
+
+from guestsim.testing import resolve_transfer_url
 
 LARGE = 256 * 1024 * 1024
 BLOCK = 1024 * 1024
@@ -44,6 +48,12 @@ class PatternBody:
         self.sent += amount
         self.digest.update(data)
         return data
+
+
+def _state(values) -> dict:
+    context = ssl.create_default_context(cafile=values['vmware_ca_file'])
+    with urllib.request.urlopen(values['guestsim_state_url'], context=context, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def _peak_rss(pid: int) -> int:
@@ -104,6 +114,7 @@ def test_cli_large_transfer_and_clean_shutdown(cli_server):
     assert values['vmware_ca_file'] == str(state_dir / 'ca.pem')
 
     ca_file = str(state_dir / 'ca.pem')
+    addresses = {h['name']: h['address'] for h in _state(values)['hosts']}
     service_instance = SmartConnect(host='127.0.0.1', port=port, user=values['vcenter_username'],
                                     pwd=values['vcenter_password'], sslContext=ssl.create_default_context(cafile=ca_file))
     content = service_instance.RetrieveContent()
@@ -116,7 +127,7 @@ def test_cli_large_transfer_and_clean_shutdown(cli_server):
 
     body = PatternBody(LARGE)
     url = files.InitiateFileTransferToGuest(vm, auth, path, vim.vm.guest.FileManager.PosixFileAttributes(), LARGE, True)
-    response = requests.put(url.replace('*', '127.0.0.1'), data=body, verify=ca_file, timeout=600)
+    response = requests.put(resolve_transfer_url(url, addresses, '127.0.0.1'), data=body, verify=ca_file, timeout=600)
     assert response.status_code == 200
     assert os.path.getsize(path) == LARGE
 
@@ -124,7 +135,7 @@ def test_cli_large_transfer_and_clean_shutdown(cli_server):
     assert info.size == LARGE
     digest = hashlib.sha1()
     received = 0
-    with requests.get(info.url.replace('*', '127.0.0.1'), verify=ca_file, stream=True, timeout=600) as download:
+    with requests.get(resolve_transfer_url(info.url, addresses, '127.0.0.1'), verify=ca_file, stream=True, timeout=600) as download:
         assert download.status_code == 200
         assert 'Content-Length' not in download.headers  # large downloads come without it, as from ESXi
         for chunk in download.iter_content(BLOCK):

@@ -7,7 +7,7 @@ import pytest
 from pyVmomi import vim, vmodl
 
 from guestsim import Simulator
-from guestsim.inventory import InventoryError, load_inventory
+from guestsim.inventory import HostSystem, InventoryError, load_inventory
 
 PC = vmodl.query.PropertyCollector
 
@@ -30,7 +30,7 @@ def test_default_inventory_names(si):
     names = sorted(o.propSet[0].val for o in result)
     assert names == sorted(['DC0_H0_VM0', 'DC0_H0_VM1', 'DC0_C0_RP0_VM0', 'DC0_C0_RP0_VM1', 'DC0_H0_VM_OFF',
                             'DC0_H0_VM_NOTOOLS', 'DC0_H0_VM_SLOWBOOT', 'DC0_H0_VM_NOEXEC', 'DUP_VM', 'DUP_VM',
-                            'DC0_H0_WIN0'])
+                            'DC0_H0_WIN0', 'DC0_H_NOROUTE_VM0'])
     datacenter = content.rootFolder.childEntity[0]
     compute = {c.name: c for c in datacenter.hostFolder.childEntity}
     assert isinstance(compute['DC0_C0'], vim.ClusterComputeResource)
@@ -94,7 +94,7 @@ def test_traversal_from_root_folder(si):
     folders = sorted(o.propSet[0].val for o in result if isinstance(o.obj, vim.Folder))
     vms = [o.propSet[0].val for o in result if isinstance(o.obj, vim.VirtualMachine)]
     assert folders == ['Datacenters', 'F0', 'F1', 'vm']
-    assert vms.count('DUP_VM') == 2 and len(vms) == 11
+    assert vms.count('DUP_VM') == 2 and len(vms) == 12
 
 
 def test_retrieve_properties_ex_paging(si):
@@ -110,7 +110,7 @@ def test_retrieve_properties_ex_paging(si):
     while page.token:
         page = collector.ContinueRetrievePropertiesEx(page.token)
         names.extend(o.propSet[0].val for o in page.objects)
-    assert len(names) == 11
+    assert len(names) == 12
     # Nothing matches: no returnval at all, as on vCenter.
     empty = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=view, skip=True, selectSet=[traversal])],
                           propSet=[PC.PropertySpec(type=vim.Datastore, pathSet=['name'])])
@@ -139,7 +139,7 @@ def test_all_properties(si):
 def test_container_view_lifecycle(si):
     content = si.RetrieveContent()
     view = content.viewManager.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
-    assert sorted(h.name for h in view.view) == ['DC0_C0_H0', 'DC0_C0_H1', 'DC0_C0_H2', 'DC0_H0']
+    assert sorted(h.name for h in view.view) == ['DC0_C0_H0', 'DC0_C0_H1', 'DC0_C0_H2', 'DC0_H0', 'DC0_H_NOROUTE']
     assert view in content.viewManager.viewList
     shallow = content.viewManager.CreateContainerView(content.rootFolder.childEntity[0].vmFolder, [vim.Folder], False)
     assert sorted(f.name for f in shallow.view) == ['F0', 'F1']
@@ -223,7 +223,7 @@ def test_vm_configuration_that_clients_read(si):
     assert vm._moId in [v._moId for v in datastore.vm]  # pylint: disable=protected-access
     summary = datastore.summary
     assert summary.accessible and summary.capacity > summary.freeSpace > 0 and summary.url.startswith('ds:///')
-    assert len(datastore.host) == 4 and all(m.mountInfo.accessMode == 'readWrite' for m in datastore.host)
+    assert len(datastore.host) == 5 and all(m.mountInfo.accessMode == 'readWrite' for m in datastore.host)
     devices = config.hardware.device
     disks = [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
     assert len(disks) == 1 and disks[0].capacityInBytes == 10 * 1024 ** 3
@@ -270,3 +270,24 @@ def test_everything_serializes_for_all_properties(si):
         result = content.propertyCollector.ContinueRetrievePropertiesEx(result.token)
     assert {'vim.VirtualMachine', 'vim.Datastore', 'vim.Network', 'vim.HostSystem', 'vim.Datacenter'} <= kinds
     view.DestroyView()
+
+
+def test_noroute_host_and_its_vm(si):
+    content = si.RetrieveContent()
+    vm = content.searchIndex.FindByInventoryPath('DC0/vm/DC0_H_NOROUTE_VM0')
+    assert vm is not None and vm.runtime.host.name == 'DC0_H_NOROUTE'
+    assert vm.runtime.powerState == 'poweredOn' and vm.guest.guestOperationsReady
+    assert vm.guest.guestFamily == 'linuxGuest' and vm.guest.ipAddress == '10.0.0.60'
+
+
+def test_inventory_file_host_management_modes(tmp_path):
+    path = tmp_path / 'inv.yml'
+    path.write_text('datacenters:\n  - name: DC0\n    hosts: [{name: H_SILENT, management: silent}, H_PLAIN]\n'
+                    '    clusters:\n      - name: C9\n        hosts: [{name: C9_H0, management: refuse}]\n')
+    inv = load_inventory(str(path))
+    modes = {h.name: h.management for h in inv.by_moid.values() if isinstance(h, HostSystem)}
+    assert modes['H_SILENT'] == 'silent' and modes['H_PLAIN'] == 'serve' and modes['C9_H0'] == 'refuse'
+    assert modes['DC0_H_NOROUTE'] == 'refuse' and modes['DC0_H0'] == 'serve'
+    path.write_text('datacenters:\n  - name: DC0\n    hosts: [{name: H_BAD, management: maybe}]\n')
+    with pytest.raises(InventoryError, match='management must be one of serve, refuse, silent'):
+        load_inventory(str(path))

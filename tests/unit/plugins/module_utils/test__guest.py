@@ -19,7 +19,10 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (  
     POLL_CAP,
     GuestClient,
     WaitTimeout,
+    _PinnedAdapter,
     _SizedReader,
+    management_ips,
+    pem_sha256,
     poll_delay,
     scrub,
     split_host_port,
@@ -132,15 +135,34 @@ class Clock(object):
         return self.now
 
 
-def make_client(validate_certs=False, transfer_host=None):
+def host_props(name='esx1', ips=(), sha1=None, pem=None):
+    """HostSystem properties as vCenter returns them to GuestClient.esxi_host."""
+    vnics = [vim.host.VirtualNic(device='vmk%d' % i, key='management.key-vim.host.VirtualNic-vmk%d' % i,
+                                 spec=vim.host.VirtualNic.Specification(ip=vim.host.IpConfig(dhcp=False, ipAddress=ip)))
+             for i, ip in enumerate(ips)]
+    config = [vim.host.VirtualNicManager.NetConfig(nicType='management', multiSelectAllowed=True, candidateVnic=vnics,
+                                                   selectedVnic=[v.key for v in vnics])]
+    props = {'name': name, 'runtime.connectionState': 'connected', 'summary.config.sslThumbprint': sha1,
+             'config.virtualNicManagerInfo.netConfig': config}
+    if pem is not None:
+        props['config.certificate'] = [b if b < 128 else b - 256 for b in pem]
+    return props
+
+
+def make_client(validate_certs=False, transfer_host=None, host=None, transfer_validate='ca', transfer_mode='esxi'):
     session = VSphereSession('vc.example.com', 'user', 'pw', 443, validate_certs)
     session.si = mock.Mock()
+    host = host if host is not None else host_props()
+    session.retrieve = mock.Mock(side_effect=lambda step, objects, props, vm_name=None: [
+        (objects[0].obj, host if props[0].type is vim.HostSystem else {'runtime.host': vim.HostSystem('host-9')})])
     file_manager, process_manager, auth_manager = mock.Mock(), mock.Mock(), mock.Mock()
     session._guest_managers = dict(fileManager=file_manager, processManager=process_manager, authManager=auth_manager)
     vm = VirtualMachine(vim.VirtualMachine('vm-7'), {'name': 'web01'})
     clock = Clock()
     session._sleep, session._clock = clock.sleep, clock
-    client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, sleep=clock.sleep, clock=clock)
+    client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, transfer_validate=transfer_validate,
+                         transfer_mode=transfer_mode,
+                         sleep=clock.sleep, clock=clock)
     return client, file_manager, process_manager, clock
 
 
@@ -346,8 +368,9 @@ def test_unreachable_transfer_host_is_named_and_token_hidden():
     with mock.patch.object(requests.Session, 'request', side_effect=error):
         with pytest.raises(VSphereError) as info:
             client.download_bytes('/x')
-    assert "the transfer host 'esx9.lab:443' cannot be reached" in info.value.msg
-    assert 'transfer_host' in info.value.msg
+    assert ("the ESXi host 'esx9.lab' (tried esx9.lab:443, the name as vCenter gave it; vCenter reports no "
+            "management address) cannot be reached") in info.value.msg
+    assert 'open TCP port 443 of esx9.lab' in info.value.msg and 'transfer_host' in info.value.msg
     assert 'SECRET' not in info.value.msg
 
 
@@ -385,7 +408,8 @@ def test_broken_download_is_named_token_hidden_and_closed(read):
     with mock.patch.object(requests.Session, 'request', return_value=response):
         with pytest.raises(VSphereError) as info:
             read(client)
-    assert "Downloading '/x' failed for VM 'web01': the transfer broke off after 4 bytes" in info.value.msg
+    assert ("Downloading '/x' failed for VM 'web01': the connection to the transfer host 'vc.example.com' broke off "
+            "after 4 bytes") in info.value.msg
     assert 'SECRET' not in info.value.msg and response.closed
 
 
@@ -473,3 +497,234 @@ def test_start_program_after_a_dropped_connection_starts_again_when_nothing_star
     with pytest.raises(VSphereError):
         pm.StartProgramInGuest.side_effect = ConnectionResetError(104, 'reset')
         client.start_program(spec)  # no marker: never repeated
+
+
+# --------------------------------------------------------------------------- reaching and trusting the ESXi host
+
+NAMED = 'https://esx1.lab:443/guestFile?id=5&token=SECRET'
+
+
+@pytest.mark.parametrize('url, address, expected', [
+    (NAMED, '10.0.0.5', 'https://10.0.0.5:443/guestFile?id=5&token=SECRET'),
+    ('https://DC0_H0:8989/guestFile?id=5&token=t', '127.0.1.1', 'https://127.0.1.1:8989/guestFile?id=5&token=t'),
+    ('https://esx1/guestFile?id=5&token=t', 'fd00::5', 'https://[fd00::5]/guestFile?id=5&token=t'),
+    (NAMED, None, NAMED),
+    ('https://*:443/guestFile?id=5&token=t', '10.0.0.5', 'https://vc:443/guestFile?id=5&token=t'),
+])
+def test_transfer_url_puts_the_management_address_in_for_a_named_host(url, address, expected):
+    assert transfer_url(url, 'vc', 443, host_address=address) == expected
+
+
+def test_transfer_host_wins_over_the_management_address():
+    assert transfer_url(NAMED, 'vc', 443, override='fw.example:9443', host_address='10.0.0.5') == \
+        'https://fw.example:9443/guestFile?id=5&token=SECRET'
+
+
+def test_management_ips_reads_selected_management_vnics_only():
+    config = host_props(ips=['10.0.0.5'])['config.virtualNicManagerInfo.netConfig']
+    unselected = vim.host.VirtualNic(key='management.key-vim.host.VirtualNic-vmk9', spec=vim.host.VirtualNic.Specification(
+        ip=vim.host.IpConfig(dhcp=False, ipAddress='10.9.9.9')))
+    config[0].candidateVnic = list(config[0].candidateVnic) + [unselected]
+    vmotion = vim.host.VirtualNicManager.NetConfig(nicType='vmotion', multiSelectAllowed=True,
+                                                   candidateVnic=[unselected], selectedVnic=[unselected.key])
+    assert management_ips(list(config) + [vmotion]) == ['10.0.0.5']
+    assert management_ips(None) == []
+
+
+def _sent_urls(client, fm, calls=1):
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=NAMED, size=2)
+    urls = []
+
+    def request(self, method, url, **kwargs):
+        urls.append(url)
+        return FakeResponse(chunks=[b'ok'])
+    with mock.patch.object(requests.Session, 'request', request):
+        for dummy in range(calls):
+            assert client.download_bytes('/x').data == b'ok'
+    return urls
+
+
+def test_a_named_host_is_reached_at_its_one_management_ip_read_once():
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5']))
+    assert _sent_urls(client, fm, calls=2) == ['https://10.0.0.5:443/guestFile?id=5&token=SECRET'] * 2
+    # The VM had no runtime.host in its facts: one call for it, one for the host, then cached.
+    assert client.session.retrieve.call_count == 2
+
+
+def test_a_vm_with_runtime_host_in_its_facts_costs_one_call():
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5']))
+    client.vm.props['runtime.host'] = vim.HostSystem('host-9')
+    _sent_urls(client, fm)
+    assert client.session.retrieve.call_count == 1
+    assert client.session.retrieve.call_args[0][2][0].pathSet == [
+        'name', 'runtime.connectionState', 'summary.config.sslThumbprint', 'config.virtualNicManagerInfo.netConfig']
+
+
+def test_a_host_with_several_management_ips_is_tried_by_name():
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5', '10.0.1.5']))
+    assert _sent_urls(client, fm) == [NAMED]
+
+
+def test_transfer_host_and_star_urls_need_no_host_facts():
+    client, fm, pm, clock = make_client(transfer_host='10.1.1.1')
+    assert _sent_urls(client, fm) == ['https://10.1.1.1:443/guestFile?id=5&token=SECRET']
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=URL, size=2)
+    with mock.patch.object(requests.Session, 'request', return_value=FakeResponse(chunks=[b'ok'])):
+        client.download_bytes('/x')
+    assert client.session.retrieve.call_count == 0
+
+
+def test_a_host_vcenter_will_not_describe_is_tried_as_given():
+    client, fm, pm, clock = make_client()
+    client.session.retrieve.side_effect = VSphereError('Reading the ESXi host of the VM failed: NoPermission')
+    refused = requests.exceptions.ConnectionError(ConnectionRefusedError(111, 'Connection refused'))
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=NAMED, size=1)
+    with mock.patch.object(requests.Session, 'request', side_effect=refused):
+        with pytest.raises(VSphereError) as info:
+            client.download_bytes('/x')
+    assert "the ESXi host 'esx1.lab' (tried esx1.lab:443, the name as vCenter gave it; vCenter did not tell" in \
+        info.value.msg
+    assert 'cannot be reached (connection refused)' in info.value.msg and 'SECRET' not in info.value.msg
+
+
+CERT_PEM = b"""-----BEGIN CERTIFICATE-----
+MIIBhTCCASugAwIBAgIUQk0kL2Yt3XbK7e0L0b0bYbGJ3bkwCgYIKoZIzj0EAwIw
+GDEWMBQGA1UEAwwNZ3Vlc3RzaW0gdGVzdDAeFw0yNTAxMDEwMDAwMDBaFw0zNTAx
+MDEwMDAwMDBaMBgxFjAUBgNVBAMMDWd1ZXN0c2ltIHRlc3QwWTATBgcqhkjOPQIB
+BggqhkjOPQMBBwNCAARKz3b2bX0sY0oM2n6Yc8bqC6Q3u8qk0nqkJ6n2xq8oYl3V
+a2xIuE1i9cX0r8S6f8o1bYVZq4lYy0b2M8mC0o6Zo1MwUTAdBgNVHQ4EFgQUn1sP
+-----END CERTIFICATE-----
+"""
+
+
+def test_pem_sha256_of_the_signed_byte_list_vcenter_sends():
+    import base64  # pylint: disable=import-outside-toplevel
+    import hashlib  # pylint: disable=import-outside-toplevel
+    body = b''.join(CERT_PEM.split(b'\n')[1:-2])
+    expected = hashlib.sha256(base64.b64decode(body)).hexdigest().upper()
+    as_bytes = [b if b < 128 else b - 256 for b in CERT_PEM]
+    assert pem_sha256(as_bytes) == ':'.join(expected[i:i + 2] for i in range(0, 64, 2))
+    assert pem_sha256(CERT_PEM) == pem_sha256(as_bytes)
+    assert pem_sha256(None) is None and pem_sha256(b'no certificate') is None
+
+
+def test_thumbprint_pins_sha256_of_the_certificate_else_sha1():
+    sha1 = 'AB:' * 19 + 'CD'
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5'], sha1=sha1, pem=CERT_PEM),
+                                        transfer_validate='thumbprint')
+    _sent_urls(client, fm)
+    assert client._pins == {'10.0.0.5:443': pem_sha256(CERT_PEM)}
+    assert 'config.certificate' in client.session.retrieve.call_args[0][2][0].pathSet
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5'], sha1=sha1), transfer_validate='thumbprint')
+    _sent_urls(client, fm)
+    assert client._pins == {'10.0.0.5:443': sha1}
+    assert isinstance(client._http_session('https://10.0.0.5:443/guestFile').get_adapter('https://10.0.0.5/'),
+                      _PinnedAdapter)
+
+
+def test_thumbprint_without_one_from_vcenter_is_a_clear_error():
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5']), transfer_validate='thumbprint')
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=NAMED, size=1)
+    with pytest.raises(VSphereError, match="vCenter reports no certificate or thumbprint for the ESXi host 'esx1'"):
+        client.download_bytes('/x')
+
+
+def test_pinned_adapter_checks_the_fingerprint_and_not_the_ca():
+    adapter = _PinnedAdapter({'10.0.0.5:443': 'AB:CD'})
+    conn = mock.Mock(ca_certs='/bundle.pem', ca_cert_dir='/dir')
+    adapter.cert_verify(conn, 'https://10.0.0.5:443/guestFile', True, None)
+    assert conn.cert_reqs == 'CERT_NONE' and conn.assert_fingerprint == 'abcd' and conn.ca_certs is None
+    assert adapter._ssl_context.verify_mode == 0 and adapter._ssl_context.check_hostname is False
+    with pytest.raises(ValueError):
+        adapter.cert_verify(conn, 'https://10.9.9.9:443/guestFile', True, None)
+
+
+def test_a_wrong_certificate_names_both_fingerprints_and_is_not_retried():
+    sha1 = 'AB:' * 19 + 'CD'
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5'], sha1=sha1), transfer_validate='thumbprint')
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=NAMED, size=1)
+    error = requests.exceptions.SSLError('HTTPSConnectionPool(host=10.0.0.5): Max retries exceeded (Caused by '
+                                         'SSLError(\'Fingerprints did not match. Expected "%s", got "%s"\'))'
+                                         % ('ab' * 19 + 'cd', '01' * 20))
+    with mock.patch.object(requests.Session, 'request', side_effect=error):
+        with pytest.raises(VSphereError) as info:
+            client.download_bytes('/x')
+    assert ("the ESXi host 'esx1.lab' (tried 10.0.0.5:443, its management address as vCenter reports it) presented "
+            "a TLS certificate with SHA-1 fingerprint %s, but vCenter reports %s" % ('01:' * 19 + '01', sha1)) in \
+        info.value.msg
+    assert fm.InitiateFileTransferFromGuest.call_count == 1 and info.value.retryable is False
+
+
+def test_an_unverified_host_certificate_is_named_with_what_to_do():
+    import ssl  # pylint: disable=import-outside-toplevel
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5']))
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=NAMED, size=1)
+    cause = ssl.SSLCertVerificationError(1, 'certificate verify failed')
+    cause.verify_message = 'self-signed certificate'
+    with mock.patch.object(requests.Session, 'request', side_effect=requests.exceptions.SSLError(cause)):
+        with pytest.raises(VSphereError) as info:
+            client.download_bytes('/x')
+    assert "the TLS certificate of the ESXi host 'esx1.lab' (tried 10.0.0.5:443" in info.value.msg
+    assert 'self-signed certificate' in info.value.msg and 'transfer_validate=thumbprint' in info.value.msg
+    assert fm.InitiateFileTransferFromGuest.call_count == 1
+
+
+def test_an_eof_mid_upload_is_a_broken_connection_retried_with_a_new_url():
+    import ssl  # pylint: disable=import-outside-toplevel
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5']))
+    fm.InitiateFileTransferToGuest.return_value = NAMED
+    eof = requests.exceptions.SSLError(ssl.SSLEOFError(8, 'EOF occurred in violation of protocol'))
+    with mock.patch.object(requests.Session, 'request', side_effect=eof):
+        with pytest.raises(VSphereError) as info:
+            client.upload(io.BytesIO(b'abc'), 3, '/tmp/x.tmp', label='/tmp/x')
+    assert info.value.msg.startswith("Uploading to '/tmp/x' failed for VM 'web01': the connection to the ESXi host "
+                                     "'esx1.lab' (tried 10.0.0.5:443")
+    assert 'broke off during the transfer (EOF occurred in violation of protocol)' in info.value.msg
+    assert 'certificate' not in info.value.msg and 'Tried 3 times' in info.value.msg
+    assert fm.InitiateFileTransferToGuest.call_count == 3
+
+
+def test_a_refused_url_is_retried_with_a_new_one():
+    client, fm, pm, clock = make_client()
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=URL, size=2)
+    answers = [FakeResponse(status=404, text='Not Found'), FakeResponse(chunks=[b'ok'])]
+    with mock.patch.object(requests.Session, 'request', side_effect=lambda *a, **k: answers.pop(0)):
+        assert client.download_bytes('/x').data == b'ok'
+    assert fm.InitiateFileTransferFromGuest.call_count == 2
+
+
+def test_a_host_that_accepts_and_never_answers_is_named_not_retried():
+    client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5']))
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=NAMED, size=1)
+    with mock.patch.object(requests.Session, 'request', side_effect=requests.exceptions.ReadTimeout('timed out')):
+        with pytest.raises(VSphereError) as info:
+            client.download_bytes('/x')
+    assert 'accepted the connection but did not answer within 60 seconds (request_timeout)' in info.value.msg
+    assert 'open TCP port 443 of 10.0.0.5' in info.value.msg and fm.InitiateFileTransferFromGuest.call_count == 1
+
+
+def test_transfer_validate_none_has_a_context_of_its_own():
+    client = make_client(validate_certs=True, transfer_validate='none')[0]
+    http = client._http_session('https://esx1/guestFile')
+    context = http.get_adapter('https://esx1/')._ssl_context
+    assert context is not client.session.ssl_context() and context.verify_mode == 0
+    assert client.session.ssl_context().verify_mode != 0
+
+
+def test_unknown_transfer_validate_is_refused():
+    with pytest.raises(VSphereError, match='transfer_validate must be one of ca, thumbprint, none'):
+        make_client(transfer_validate='maybe')
+
+
+def test_a_star_url_keeps_the_sessions_trust_whatever_transfer_validate():
+    client, fm, pm, clock = make_client(validate_certs=True, transfer_validate='none')
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=URL, size=2)
+    contexts = []
+
+    def request(self, method, url, **kwargs):
+        contexts.append(self.get_adapter(url)._ssl_context)
+        return FakeResponse(chunks=[b'ok'])
+    with mock.patch.object(requests.Session, 'request', request):
+        client.download_bytes('/x')
+    assert contexts == [client.session.ssl_context()]

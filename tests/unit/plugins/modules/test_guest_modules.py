@@ -485,6 +485,26 @@ def test_copy_new_content_keeps_the_mode_of_the_file_it_replaces(harness):
     assert harness.guest.files['/tmp/tool'] == b'#!/bin/sh\necho v2\n'
 
 
+def test_a_broken_upload_leaves_the_old_file_and_no_partial_one(harness):
+    assert harness.run(guest_copy, dict(BASE, content='old\n', dest='/tmp/keep', mode='0640'))['changed']
+    harness.guest.break_puts = 3
+    result = harness.run(guest_copy, dict(BASE, content='new content\n', dest='/tmp/keep'))
+    assert result['failed'] and "Uploading to '/tmp/keep' failed" in result['msg']
+    assert 'broke off during the transfer' in result['msg'] and 'Tried 3 times' in result['msg']
+    assert 'certificate' not in result['msg']
+    assert harness.guest.files['/tmp/keep'] == b'old\n' and harness.guest.modes['/tmp/keep'] == 0o640
+    assert sorted(harness.guest.files) == ['/tmp/keep']
+
+
+def test_a_broken_upload_is_retried_and_moved_into_place(harness):
+    assert harness.run(guest_copy, dict(BASE, content='old\n', dest='/tmp/keep', mode='0750'))['changed']
+    harness.guest.break_puts = 1
+    result = harness.run(guest_copy, dict(BASE, content='new content\n', dest='/tmp/keep'))
+    assert result['changed'] and not result.get('failed')
+    assert harness.guest.files['/tmp/keep'] == b'new content\n' and harness.guest.modes['/tmp/keep'] == 0o750
+    assert sorted(harness.guest.files) == ['/tmp/keep']
+
+
 def test_copy_src_file(harness, tmp_path):
     src = tmp_path / 'big.bin'
     src.write_bytes(os.urandom(300000))
