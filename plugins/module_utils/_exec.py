@@ -320,7 +320,6 @@ def program_spec(client, job, request):
         return _job_spec(client, job, request, request.cmd, None, script_path=path), 'uploaded_file'
     if start_request_size(spec) > channel.MAX_START_REQUEST and job.guest_os == 'linux' and request.program is None:
         spec = _job_spec(client, job, request, command_script(client, job, request), None)
-        spec.display = shorten(request.display(), 200)
     return spec, ('encoded_command' if request.shell == 'powershell' else None)
 
 

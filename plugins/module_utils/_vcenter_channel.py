@@ -178,8 +178,7 @@ def encoder_spec(out_dir, paths, limit, working_directory=None):
     """The ProgramSpec that encodes ``paths`` (at most ``limit`` bytes each) into ``out_dir``."""
     arguments = ' '.join(['-c', posix_quote(ENCODER), ENCODER_NAME, posix_quote(out_dir), '%d' % int(limit)]
                          + [posix_quote(path) for path in paths])
-    return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(_CHANNEL_ENV),
-                       display='%s %s' % (ENCODER_NAME, ' '.join(paths)))
+    return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(_CHANNEL_ENV))
 
 
 def parse_manifest(target):
@@ -273,16 +272,14 @@ def part_path(parts_dir, number):
 def part_spec(parts_dir, number, chunk):
     arguments = ' '.join(['-c', posix_quote(PART_WRITER), PART_WRITER_NAME, posix_quote(chunk),
                           posix_quote(part_path(parts_dir, number))])
-    return ProgramSpec(LINUX_SHELL, arguments, parts_dir, posix_env(_CHANNEL_ENV),
-                       display='%s part %d' % (PART_WRITER_NAME, number))
+    return ProgramSpec(LINUX_SHELL, arguments, parts_dir, posix_env(_CHANNEL_ENV))
 
 
 def assembler_spec(parts_dir, count, dest, sha256, mode, owner=None, group=None, overwrite=True, compression='gz'):
     values = [parts_dir, '%d' % count, dest, sha256, '%o' % mode, '' if owner is None else '%d' % owner,
               '' if group is None else '%d' % group, '1' if overwrite else '0', compression]
     arguments = ' '.join(['-c', posix_quote(ASSEMBLER), ASSEMBLER_NAME] + [posix_quote(v) for v in values])
-    return ProgramSpec(LINUX_SHELL, arguments, parts_dir, posix_env(_CHANNEL_ENV),
-                       display='%s %s' % (ASSEMBLER_NAME, dest))
+    return ProgramSpec(LINUX_SHELL, arguments, parts_dir, posix_env(_CHANNEL_ENV))
 
 
 def channel_name():
