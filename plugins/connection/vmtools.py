@@ -348,7 +348,7 @@ def guest_command(cmd, temp_dir):
 # (it writes the password only once it has seen the prompt): a feeder waits until the become method
 # prints its prompt (then the whole stdin file goes to the command, the password being its first
 # line) or the success marker (no password was needed: the first line is skipped), and stops when
-# the command has ended without either. $1 prompt, $2 success marker, $3 stdin file, $4 stderr
+# the command has ended without either (its subshell's EXIT trap creates $6, whatever ends it). $1 prompt, $2 success marker, $3 stdin file, $4 stderr
 # file, $5 stdout file, $6 file that the command side creates when it ends.
 BECOME_FEEDER = (
     'i=0; while [ "$i" -lt 1200 ] && [ ! -e "$6" ]; do '
@@ -362,7 +362,7 @@ def feed_become(cmd, prompt, success, stdin_path, stderr_path, stdout_path, ende
     """``cmd`` with its standard input from the become feeder (see BECOME_FEEDER)."""
     feeder = ' '.join(['/bin/sh', '-c', posix_quote(BECOME_FEEDER), 'guestops-become'] + [
         posix_quote(value) for value in (prompt, success, stdin_path, stderr_path, stdout_path, ended_path)])
-    return '%s | {\n%s\nr=$?; : >%s; exit "$r"; }' % (feeder, cmd, posix_quote(ended_path))
+    return '%s | (trap %s EXIT\n%s\n)' % (feeder, posix_quote(': >' + posix_quote(ended_path)), cmd)
 
 
 def strip_prompt(data, prompt):
@@ -431,6 +431,8 @@ class Connection(ConnectionBase):
             session.connect()
             vm = self._find_vm(session, selector)
         except VSphereError as err:
+            # The host is unreachable for the rest of the run: its session is not kept.
+            session.end_session = True
             session.close()
             raise AnsibleConnectionFailure(err.msg)
         except BaseException:
