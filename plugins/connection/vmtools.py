@@ -395,6 +395,9 @@ class Connection(ConnectionBase):
 
     def __init__(self, play_context, *args, **kwargs):
         super(Connection, self).__init__(play_context, *args, **kwargs)
+        # The run whose lifetime a kept session follows: the Ansible process that forked this worker
+        # (Ansible passes its pid), or this process when it is that process (meta: reset_connection).
+        self._run_pid = kwargs.get('ansible_playbook_pid') or os.getpid()
         self._session = None
         self._client = None
         self._vm = None
@@ -405,8 +408,11 @@ class Connection(ConnectionBase):
         names = ('remote_addr', 'vm_uuid', 'vm_moid', 'vm_path', 'datacenter', 'folder')
         return dict((name, self.get_option(name)) for name in names)
 
+    def _owner(self):
+        return _session_cache.owner(self._run_pid)
+
     def _session_name(self, selector):
-        owner = _session_cache.owner()
+        owner = self._owner()
         return 'vmtools:%s:%s:%s:%s' % (owner['owner_pid'], owner['owner_start'], self.get_option('remote_user'),
                                         selector_key(selector))
 
@@ -426,7 +432,7 @@ class Connection(ConnectionBase):
             self.get_option('vmware_host'), self.get_option('vmware_user'), self.get_option('vmware_password'),
             self.get_option('vmware_port'), self.get_option('validate_certs'),
             request_timeout=self.get_option('request_timeout'), retry_timeout=self.get_option('retry_timeout'),
-            keep_session=self._session_name(selector) if keep else None, session_owner=True)
+            keep_session=self._session_name(selector) if keep else None, session_owner=self._owner())
         try:
             session.connect()
             vm = self._find_vm(session, selector)
@@ -474,7 +480,7 @@ class Connection(ConnectionBase):
 
     def _start_watcher(self, session):
         """Start the process that logs this run's kept sessions out when the run ends (one per run and vCenter)."""
-        owner = _session_cache.owner()
+        owner = self._owner()
         marker = _session_cache.claim_watch(session.hostname, session.port, owner)
         if marker is None:
             return
@@ -631,4 +637,3 @@ class Connection(ConnectionBase):
             self._connect()
         self._session.end_session = True
         self.close()
-

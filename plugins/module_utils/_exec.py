@@ -324,8 +324,10 @@ def output_file_problem(client, path, guest_os):
 
 # The rc file is polled from this delay on (see wait_for_rc_file), faster than the process record.
 RC_POLL_FIRST = 0.05
-# Every this many polls of the rc file the process record is read too (has the wrapper been killed?).
-RC_RECORD_EVERY = 4
+# From this poll of the rc file on (about a second), every RC_RECORD_EVERY-th poll also reads the
+# process record (has the wrapper been killed?); short commands need no such read.
+RC_RECORD_FROM = 6
+RC_RECORD_EVERY = 3
 
 
 def wait_for_rc_file(client, job, timeout):
@@ -334,9 +336,9 @@ def wait_for_rc_file(client, job, timeout):
     The wrapper writes the rc file the moment the command ends, while the guest agent records the
     end of a program only on its next 1-second check (vixTools.c VixToolsMonitorStartProgram), so
     for short commands this notices the end up to a second earlier. One ListFilesInGuest also tells
-    which output files are empty (they need no download). Every RC_RECORD_EVERY polls the process
-    record is read as well: a wrapper that was killed writes no rc file, and the wait then ends
-    with the files found so far. Raises WaitTimeout.
+    which output files are empty (they need no download). After about a second the process record
+    is read as well, every few polls: a wrapper that was killed writes no rc file, and the wait then
+    ends with the files found so far. Raises WaitTimeout.
     """
     deadline = client._clock() + timeout
     attempt = 0
@@ -350,10 +352,11 @@ def wait_for_rc_file(client, job, timeout):
         sizes = dict((entry.path, entry.size) for entry in client.list_dir(job.temp_dir))
         if sizes.get(_paths.basename(job.files.rc, job.guest_os)):
             return sizes
-        if attempt % RC_RECORD_EVERY == 0:
+        if attempt >= RC_RECORD_FROM and attempt % RC_RECORD_EVERY == 0:
             info = client.process(job.pid, deadline=deadline)
             if info is None or info.endTime is not None:
                 return dict((entry.path, entry.size) for entry in client.list_dir(job.temp_dir))
+
 
 class Outcome(object):
     """How a job's program ended: rc (None when unknown), and whether the guest's deadline ended it."""

@@ -110,10 +110,10 @@ def process_start(pid):
         return None
 
 
-def owner():
-    """The process whose lifetime a kept session follows: Ansible's main process, the parent of the
-    worker process in which the collection's modules run."""
-    pid = os.getppid()
+def owner(pid=None):
+    """The process whose lifetime a kept session follows: Ansible's main process, by default the parent
+    of the worker process in which the collection's modules run."""
+    pid = os.getppid() if pid is None else int(pid)
     return dict(owner_pid=pid, owner_start=process_start(pid))
 
 

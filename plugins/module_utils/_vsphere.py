@@ -471,7 +471,8 @@ class VSphereSession(object):
         kept = dict(session_id=_session_id(si), version=si._stub.version, content=content, guest_managers=managers,
                     hostname=self.hostname, port=self.port, extra=self.kept_extra)
         if self.session_owner:
-            kept.update(_session_cache.owner())
+            # True: the parent process (modules in Ansible's worker); a dict: the owner given by the caller.
+            kept.update(self.session_owner if isinstance(self.session_owner, dict) else _session_cache.owner())
         return kept
 
     def _login_again(self):
