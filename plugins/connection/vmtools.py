@@ -23,7 +23,7 @@ description:
     the first task (see O(keep_session)). Every session is logged out when the run ends.
   - Windows guests are refused for now; use M(guestops.vsphere.guest_exec) for them.
 author:
-  - guestops.vsphere contributors
+  - guestops.vsphere maintainers (@guestops)
 requirements:
   - pyvmomi
   - requests
@@ -266,9 +266,8 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 try:
-    from ansible_collections.guestops.vsphere.plugins.module_utils import _paths, _session_cache
+    from ansible_collections.guestops.vsphere.plugins.module_utils import _session_cache
     from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (
-        DEADLINE_GRACE,
         WAIT_RETENTION,
         ProgramRequest,
         prepare_job,
