@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: vmtools
 short_description: Run Ansible tasks inside vSphere VMs through VMware Tools
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs any Ansible module inside a Linux guest of a vSphere VM through the Guest Operations API of vCenter or ESXi
     (VMware Tools). No network path into the guest, no SSH and no agent besides VMware Tools are needed.
