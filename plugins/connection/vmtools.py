@@ -295,11 +295,18 @@ display = Display()
 KEPT_VM_PROPERTIES = ('name', 'guest.guestFamily', 'guest.guestId')
 # Where the collection lives (the directory holding ansible_collections), for the session watcher.
 _COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', '..'))
+# The watcher waits with the standard library only (no pyVmomi import competing with the tasks of
+# the run for the CPU) and imports the session code once the run has ended.
 _WATCHER = (
-    'import json, sys\n'
+    'import json, sys, time\n'
     'sys.path.insert(0, sys.argv[1])\n'
+    'from ansible_collections.guestops.vsphere.plugins.module_utils import _session_cache\n'
+    'args = json.loads(sys.argv[2])\n'
+    'limit = time.monotonic() + _session_cache.STALE_AFTER\n'
+    'while time.monotonic() < limit and _session_cache.owner_alive(args[\'owner\']):\n'
+    '    time.sleep(0.5)\n'
     'from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import end_sessions_after\n'
-    'end_sessions_after(**json.loads(sys.argv[2]))\n'
+    'end_sessions_after(**args)\n'
 )
 
 
@@ -500,9 +507,9 @@ class Connection(ConnectionBase):
         super(Connection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
         client = self._client
         timeout = self.get_option('command_timeout')
-        prompt = None
-        if sudoable and self.become is not None and self.become.expect_prompt():
-            prompt = self.become.prompt
+        # Only a command that the become method wraps (its success marker is in it) can prompt.
+        becomes = bool(sudoable and self.become is not None and self.become.success and self.become.success in cmd)
+        prompt = self.become.prompt if becomes and self.become.expect_prompt() else None
         display.vvv('VMTOOLS: EXEC %s' % cmd, host=self._vm.name)
         warnings = []
         job = None
@@ -544,7 +551,7 @@ class Connection(ConnectionBase):
                 display.warning(warning)
         if prompt:
             stderr = strip_prompt(stderr, prompt)
-        if sudoable and self.become is not None and self.become.success and self.become.success in cmd:
+        if becomes:
             self._check_become(stdout, stderr)
         return rc, stdout, stderr
 

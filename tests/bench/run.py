@@ -714,8 +714,18 @@ def bench_connection(runner, sim, runs=5, budget=200):
         what = '%s -m %s through %s' % ('ansible', module, 'vmware_tools' if side == 'peer' else 'vmtools')
 
         def run():
-            before = sim.calls()
-            seconds, output = runner.run(argv, envs[side], 300, what)
+            for attempt in range(3):
+                before = sim.calls()
+                try:
+                    seconds, output = runner.run(argv, envs[side], 300, what)
+                    break
+                except RuntimeError as exc:
+                    # vmware_tools rewrites every "443" of a transfer URL into the port, which breaks the
+                    # URLs whose id or token holds "443" (community.vmware#2447): that run is repeated.
+                    if side != 'peer' or attempt == 2 or not any(
+                            text in str(exc) for text in ('Failed to fetch file', 'File transfer failed')):
+                        raise
+                    retries[module] += 1
             if '| SUCCESS' not in output and '| CHANGED' not in output:
                 raise RuntimeError('%s did not succeed:\n%s' % (what, tail(output)))
             if module == 'command' and 'hi' not in output.split('>>', 1)[-1]:
@@ -727,6 +737,7 @@ def bench_connection(runner, sim, runs=5, budget=200):
             return dict(wall=seconds, calls=total, logins=logins)
         return run
 
+    retries = dict(ping=0, command=0)
     rows = []
     for module in ('ping', 'command'):
         out, errors = paired([(side, measure(side, module)) for side in ('ours', 'peer')], runs, budget / 2)
@@ -739,7 +750,7 @@ def bench_connection(runner, sim, runs=5, budget=200):
         our_calls = [o['calls'] for o in out['ours'] if o['calls'] is not None]
         peer_calls = [o['calls'] for o in out['peer'] if o['calls'] is not None]
         rows.append(result(benchmark + '_wall_ratio', ratio, 'x', '<= 0.5', ratio <= 0.5, ours_s=ours, peer_s=peer,
-                           ours_calls=our_calls, peer_calls=peer_calls))
+                           ours_calls=our_calls, peer_calls=peer_calls, peer_runs_repeated=retries[module]))
         if module == 'command' and our_calls:
             rows.append(result('connection_command_vsphere_calls', max(our_calls), 'calls', '<= 30',
                                max(our_calls) <= 30, per_run=our_calls, peer_calls=peer_calls,
