@@ -714,6 +714,7 @@ def bench_connection(runner, sim, runs=5, budget=200):
         what = '%s -m %s through %s' % ('ansible', module, 'vmware_tools' if side == 'peer' else 'vmtools')
 
         def run():
+            seconds, output = None, ''
             for attempt in range(3):
                 before = sim.calls()
                 try:
