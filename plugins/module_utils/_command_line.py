@@ -50,7 +50,7 @@ WRAPPER_NAME = 'guestops-run'
 
 # $1 = command, $2 = stdout file, $3 = stderr file, $4 = rc file ('' = none),
 # $5 = seconds after which the guest ends the command by itself ('' = never), $6 = file that
-# records that it did.
+# records that it did, $7 = file the command reads as its standard input ('' = /dev/null).
 # setsid puts the command into its own process group, so the TERM trap can end the whole tree
 # (TerminateProcessInGuest only signals the wrapper). The watchdog is what keeps the deadline
 # when no controller is left to terminate the program: it checks once a second, ends the
@@ -58,8 +58,8 @@ WRAPPER_NAME = 'guestops-run'
 LINUX_WRAPPER = (
     'trap \'kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; exit 143\' HUP INT TERM; '
     'if command -v setsid >/dev/null 2>&1; '
-    'then setsid /bin/sh -c "$1" >"$2" 2>"$3" </dev/null & '
-    'else /bin/sh -c "$1" >"$2" 2>"$3" </dev/null & fi; '
+    'then setsid /bin/sh -c "$1" >"$2" 2>"$3" <"${7:-/dev/null}" & '
+    'else /bin/sh -c "$1" >"$2" 2>"$3" <"${7:-/dev/null}" & fi; '
     'p=$!; '
     'if [ -n "$5" ]; then ( e=$(( $(date +%s) + $5 )); '
     'while kill -0 "$p" 2>/dev/null; do '
@@ -182,11 +182,12 @@ def posix_env(env):
 
 
 def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_directory=None, env=None,
-                  deadline=None, deadline_path=None):
+                  deadline=None, deadline_path=None, stdin_path=None):
     """ProgramSpec running ``command`` through the wrapper (see module docstring).
 
     With ``deadline`` (seconds) the guest ends the command itself after that long and writes
-    the deadline into ``deadline_path``.
+    the deadline into ``deadline_path``. With ``stdin_path`` the command reads that guest file
+    as its standard input (else /dev/null).
     """
     if deadline is not None and not deadline_path:
         raise CommandLineError('a deadline needs a file to record it in')
@@ -194,7 +195,7 @@ def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_direc
         '-c', posix_quote(LINUX_WRAPPER), WRAPPER_NAME, posix_quote(command),
         posix_quote(stdout_path), posix_quote(stderr_path), posix_quote(rc_path or ''),
         posix_quote('' if deadline is None else '%d' % int(deadline)), posix_quote(deadline_path or ''),
-    ])
+    ] + ([posix_quote(stdin_path)] if stdin_path else []))
     return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(env))
 
 
@@ -353,10 +354,11 @@ def _check_cmd_line(spec, what):
 class JobFiles(object):
     """The files of a job in its private temp dir: output, exit code, and the deadline marker."""
 
-    __slots__ = ('stdout', 'stderr', 'rc', 'deadline')
+    __slots__ = ('stdout', 'stderr', 'rc', 'deadline', 'stdin')
 
     def __init__(self, temp_dir, guest_os):
         join = ntpath.join if guest_os == 'windows' else posixpath.join
+        self.stdin = join(temp_dir, 'stdin')
         self.stdout = join(temp_dir, 'stdout')
         self.stderr = join(temp_dir, 'stderr')
         self.rc = join(temp_dir, 'rc')
@@ -382,13 +384,13 @@ def _command(cmd, argv, join):
 
 def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
                   stdout_path=None, stderr_path=None, rc_path=None,
-                  working_directory=None, env=None, deadline=None, deadline_path=None,
+                  working_directory=None, env=None, deadline=None, deadline_path=None, stdin_path=None,
                   shell=None, script_path=None):
     """One entry point for the forms: cmd, argv, program + arguments, and cmd with shell=powershell.
 
-    ``deadline`` is kept by the Linux wrapper only (cmd and argv forms). With shell=powershell,
-    ``cmd`` is a PowerShell script, passed inline unless ``script_path`` names its uploaded copy;
-    CommandTooLong says that the inline form does not fit.
+    ``deadline`` and ``stdin_path`` are kept by the Linux wrapper only (cmd and argv forms). With
+    shell=powershell, ``cmd`` is a PowerShell script, passed inline unless ``script_path`` names its
+    uploaded copy; CommandTooLong says that the inline form does not fit.
     """
     if guest_os not in ('linux', 'windows'):
         raise CommandLineError('unknown guest OS %r' % guest_os)
@@ -417,7 +419,7 @@ def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
                                'The command' if argv is None else 'The argv')
     command = _command(cmd, argv, posix_join)
     return linux_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env,
-                         deadline=deadline, deadline_path=deadline_path)
+                         deadline=deadline, deadline_path=deadline_path, stdin_path=stdin_path)
 
 
 def parse_rc(text):

@@ -119,7 +119,7 @@ class ProgramRequest(object):
 
     FIELDS = ('cmd', 'argv', 'program', 'arguments', 'chdir', 'env', 'stdout_path', 'stderr_path',
               'wait', 'timeout', 'output_limit', 'creates', 'removes', 'directory_path', 'guest_os',
-              'retention', 'shell')
+              'retention', 'shell', 'stdin_path')
 
     def __init__(self, **values):
         for field in self.FIELDS:
@@ -234,16 +234,18 @@ class Job(object):
                                % (self.vm.get('name') or '?', self.vm['moid'], vm.name, vm.moid))
 
 
-def prepare_job(client, guest_os, timeout, retention, directory_path=None, warn=None, now=time.time):
+def prepare_job(client, guest_os, timeout, retention, directory_path=None, warn=None, now=time.time, sweep=True):
     """Create the job's private directory (steps 2 and 3: the output files are made inside it).
 
-    Expired directories of earlier jobs next to it are deleted first (see sweep_expired).
+    Expired directories of earlier jobs next to it are deleted first (see sweep_expired), unless
+    ``sweep`` is false (a caller that swept that directory already, earlier in the same run).
     """
     token = secrets.token_hex(16)
     expires = int(now()) + int(timeout) + DEADLINE_GRACE + int(retention)
     prefix = '%sx%d-%s-' % (EXEC_TEMP_PREFIX, expires, proof_of(token))
     temp_dir = client.make_temp_dir(prefix=prefix, directory_path=directory_path)
-    sweep_expired(client, _paths.split(temp_dir, guest_os)[0], now(), warn)
+    if sweep:
+        sweep_expired(client, _paths.split(temp_dir, guest_os)[0], now(), warn)
     return Job(dict(moid=client.vm.moid, name=client.vm.name), guest_os, temp_dir, token, expires, timeout=timeout)
 
 
@@ -284,7 +286,7 @@ def _job_spec(client, job, request, cmd, argv, script_path=None):
                              arguments=request.arguments, stdout_path=job.stdout_path, stderr_path=job.stderr_path,
                              rc_path=job.files.rc, working_directory=request.chdir or job.temp_dir, env=request.env,
                              deadline=int(request.timeout) + DEADLINE_GRACE, deadline_path=job.files.deadline,
-                             shell=request.shell, script_path=script_path)
+                             shell=request.shell, script_path=script_path, stdin_path=request.stdin_path)
     except CommandLineError as exc:
         if isinstance(exc, CommandTooLong) and request.shell == 'powershell' and script_path is None:
             raise
@@ -369,6 +371,42 @@ def output_file_problem(client, path, guest_os):
 
 
 # --------------------------------------------------------------------------- the end of a program
+
+# The rc file is polled from this delay on (see wait_for_rc_file), faster than the process record.
+RC_POLL_FIRST = 0.05
+# From this poll of the rc file on (about a second), every RC_RECORD_EVERY-th poll also reads the
+# process record (has the wrapper been killed?); short commands need no such read.
+RC_RECORD_FROM = 6
+RC_RECORD_EVERY = 3
+
+
+def wait_for_rc_file(client, job, timeout):
+    """Poll the job's directory until the wrapper has written its rc file; returns {name: size}.
+
+    The wrapper writes the rc file the moment the command ends, while the guest agent records the
+    end of a program only on its next 1-second check (vixTools.c VixToolsMonitorStartProgram), so
+    for short commands this notices the end up to a second earlier. One ListFilesInGuest also tells
+    which output files are empty (they need no download). After about a second the process record
+    is read as well, every few polls: a wrapper that was killed writes no rc file, and the wait then
+    ends with the files found so far. Raises WaitTimeout.
+    """
+    deadline = client._clock() + timeout
+    attempt = 0
+    while True:
+        remaining = deadline - client._clock()
+        if remaining <= 0:
+            raise WaitTimeout("Waiting for the program failed for VM '%s': pid %s did not finish within %s "
+                              "seconds." % (client.vm.name, job.pid, timeout), job.pid)
+        client._sleep(min(poll_delay(attempt, first=RC_POLL_FIRST), remaining))
+        attempt += 1
+        sizes = dict((entry.path, entry.size) for entry in client.list_dir(job.temp_dir))
+        if sizes.get(_paths.basename(job.files.rc, job.guest_os)):
+            return sizes
+        if attempt >= RC_RECORD_FROM and attempt % RC_RECORD_EVERY == 0:
+            info = client.process(job.pid, deadline=deadline)
+            if info is None or info.endTime is not None:
+                return dict((entry.path, entry.size) for entry in client.list_dir(job.temp_dir))
+
 
 class Outcome(object):
     """How a job's program ended: rc (None when unknown), and whether the guest's deadline ended it."""

@@ -65,13 +65,29 @@ def load(path):
     return kept
 
 
-def save(path, kept):
+def save(path, kept, replaces=None):
+    """Keep ``kept`` at ``path``; False when another task kept a different session there meanwhile.
+
+    A file naming the session this task reattached to (``replaces``) or this very session is
+    replaced; a file naming any other session is left alone (two tasks that logged in at once
+    must not overwrite each other's file, or one session would never be logged out).
+    """
     handle, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.session-')
     try:
         with os.fdopen(handle, 'w') as out:
             json.dump(kept, out)
-        os.replace(temp, path)
-        temp = None
+        current = load(path)
+        if current is None:
+            try:
+                os.link(temp, path)
+            except OSError:
+                return False
+        elif current.get('session_id') in (kept.get('session_id'), replaces):
+            os.replace(temp, path)
+            temp = None
+        else:
+            return False
+        return True
     finally:
         if temp is not None:
             os.unlink(temp)
@@ -94,11 +110,32 @@ def process_start(pid):
         return None
 
 
-def owner():
-    """The process whose lifetime a kept session follows: Ansible's main process, the parent of the
-    worker process in which the collection's modules run."""
-    pid = os.getppid()
+def owner(pid=None):
+    """The process whose lifetime a kept session follows: Ansible's main process, by default the parent
+    of the worker process in which the collection's modules run."""
+    pid = os.getppid() if pid is None else int(pid)
     return dict(owner_pid=pid, owner_start=process_start(pid))
+
+
+def claim_watch(hostname, port, owner):
+    """The path of this run's watcher marker for a vCenter when this process is the first to claim it, else None.
+
+    The one process that gets it starts the watcher (see _vsphere.end_sessions_after), which
+    removes the marker when it is done. The marker is empty, so load() never takes it for a session.
+    """
+    digest = hashlib.sha256('\0'.join(str(v) for v in (
+        'watch', hostname, port, owner.get('owner_pid'), owner.get('owner_start'))).encode('utf-8'))
+    path = os.path.join(_directory(), digest.hexdigest() + '.watch')
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:
+        return None
+    return path
+
+
+def owner_alive(owner):
+    """Whether the process a kept session follows still runs (the same process: pid and start time)."""
+    return owner.get('owner_pid') is not None and process_start(owner['owner_pid']) == owner.get('owner_start')
 
 
 def abandoned(hostname, port):

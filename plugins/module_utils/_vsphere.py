@@ -374,6 +374,10 @@ class VSphereSession(object):
         self._guest_managers = None
         self._ssl_context = None
         self._reattached = False
+        self._reattached_id = None
+        # What the owner of a kept session keeps with it for later tasks (the connection plugin: the
+        # VM it found); read back on reattaching.
+        self.kept_extra = {}
         self.logins = 0
 
     @classmethod
@@ -479,6 +483,13 @@ class VSphereSession(object):
         if all(managers.get(key) for key in GUEST_MANAGERS):
             self._guest_managers = dict((key, _managed_object(*managers[key], stub=stub)) for key in GUEST_MANAGERS)
         self._reattached = True
+        self._reattached_id = kept['session_id']
+        self.kept_extra = dict(kept.get('extra') or {})
+
+    @property
+    def reattached(self):
+        """Whether this session is a kept one that a later task reattached to (no login was made)."""
+        return self._reattached and self.logins == 0
 
     def _kept(self, si):
         """What a later task needs to reattach to the session of ``si`` without a call."""
@@ -487,9 +498,10 @@ class VSphereSession(object):
         managers = dict((key, (type(ref).__name__, ref._moId)) for key, ref in (self._guest_managers or {}).items()
                         if ref is not None)
         kept = dict(session_id=_session_id(si), version=si._stub.version, content=content, guest_managers=managers,
-                    hostname=self.hostname, port=self.port)
+                    hostname=self.hostname, port=self.port, extra=self.kept_extra)
         if self.session_owner:
-            kept.update(_session_cache.owner())
+            # True: the parent process (modules in Ansible's worker); a dict: the owner given by the caller.
+            kept.update(self.session_owner if isinstance(self.session_owner, dict) else _session_cache.owner())
         return kept
 
     def _login_again(self):
@@ -515,10 +527,11 @@ class VSphereSession(object):
             except Exception:
                 keep = False
         try:
-            if keep:
-                _session_cache.save(self._kept_at, kept_state)
-            else:
-                if self._kept_at is not None:
+            saved = keep and _session_cache.save(self._kept_at, kept_state, replaces=self._reattached_id)
+            if not saved:
+                # Not kept: the file goes too, unless another task kept its own session under that
+                # name meanwhile (that one is used by the next task; this one is logged out).
+                if self._kept_at is not None and not keep:
                     _session_cache.forget(self._kept_at)
                 content = self.content or si.RetrieveContent()
                 content.sessionManager.Logout()
@@ -735,6 +748,25 @@ class VSphereSession(object):
         if manager is None:
             raise VSphereError('This vSphere endpoint offers no guest %s.' % key)
         return manager
+
+
+def end_sessions_after(owner, hostname, port, validate_certs=True, request_timeout=DEFAULT_REQUEST_TIMEOUT,
+                       marker=None, poll=0.5, sleep=time.sleep, clock=time.monotonic):
+    """Wait until the Ansible run ``owner`` has ended, then log out the kept sessions it left on this vCenter.
+
+    Run by the watcher process that the connection plugin starts for each run (detached, so it
+    outlives a killed run); bounded by the age after which kept files count as stale.
+    """
+    limit = clock() + _session_cache.STALE_AFTER
+    while clock() < limit and _session_cache.owner_alive(owner):
+        sleep(poll)
+    session = VSphereSession(hostname, None, None, port, validate_certs, request_timeout=request_timeout)
+    try:
+        socket.setdefaulttimeout(session.request_timeout)
+        session._end_abandoned_sessions(dict(sslContext=session.ssl_context()))
+    finally:
+        if marker:
+            _session_cache.forget(marker)
 
 
 def _session_id(si):

@@ -35,6 +35,10 @@ Benchmarks:
   bytes, which gzip shrinks by a quarter only, and seq, which it shrinks a lot), and a 1 MiB copy
   into the guest: vSphere calls per run, bytes of output per ListFilesInGuest call and per agent
   reply hostd assembled (the simulator's tools_replies), and throughput.
+- connection_ping / connection_command: ``ansible -i INV vm0 -m ping`` and ``-m command -a 'echo hi'``
+  through our connection plugin (guestops.vsphere.vmtools) against the same through community.vmware's
+  vmware_tools connection from the peer environment, paired; wall time ratio and the vSphere calls of
+  one run (ours counted until the watcher has logged the run's session out).
 """
 from __future__ import annotations
 
@@ -122,6 +126,33 @@ PEER_FLEET_PLAYBOOK = """---
         vm_shell_args: hi
         wait_for_process: true
       delegate_to: localhost
+"""
+
+
+# The inventories of the connection benchmark (written at run time, like the peer playbook). Both
+# discover the guest's Python. The simulator's guest home is not in this machine's passwd file, so
+# Ansible's remote temporary directory is given as $HOME/... (the guest's shell expands it).
+OUR_CONNECTION_INVENTORY = """---
+all:
+  hosts:
+    vm0:
+      ansible_host: %(vm)s
+      ansible_connection: guestops.vsphere.vmtools
+      ansible_user: root
+      ansible_password: guestpass
+      ansible_remote_tmp: $HOME/.ansible/tmp
+"""
+PEER_CONNECTION_INVENTORY = """---
+all:
+  hosts:
+    vm0:
+      ansible_connection: community.vmware.vmware_tools
+      ansible_vmware_host: %(host)s
+      ansible_vmware_port: %(port)s
+      ansible_vmware_guest_path: DC0/vm/%(vm)s
+      ansible_user: root
+      ansible_password: guestpass
+      ansible_remote_tmp: $HOME/.ansible/tmp
 """
 
 
@@ -666,6 +697,73 @@ def bench_peer_tools_info(runner, sim):
     return [result('peer_tools_info', passed, 'VMs', '== %d' % len(vms), passed == len(vms), **extra)]
 
 
+def bench_connection(runner, sim, runs=5, budget=200):
+    """ansible -m ping and -m command through our connection plugin and through community.vmware's vmware_tools."""
+    values = dict(vm=VM_NAME, host=sim.host, port=sim.port)
+    inventories = {}
+    for name, text in (('ours', OUR_CONNECTION_INVENTORY), ('peer', PEER_CONNECTION_INVENTORY)):
+        inventories[name] = os.path.join(runner.scratch, 'connection-%s.yml' % name)
+        with open(inventories[name], 'w', encoding='utf-8') as handle:
+            handle.write(text % values)
+    envs = dict(ours=sim.env(runner.base_env(peer=False)), peer=sim.env(runner.base_env(peer=True)))
+    if sim.ca_file:
+        envs['peer']['REQUESTS_CA_BUNDLE'] = sim.ca_file  # vmware_tools transfers with requests' own CA bundle
+    modules = dict(ping=['-m', 'ansible.builtin.ping'], command=['-m', 'ansible.builtin.command', '-a', 'echo hi'])
+
+    def sessions():
+        state = simulator_state(sim.state_url)
+        return None if state is None else len(state.get('sessions', []))
+
+    def measure(side, module):
+        argv = [runner.command('ansible', peer=side == 'peer'), '-i', inventories[side], 'vm0'] + modules[module]
+        what = '%s -m %s through %s' % ('ansible', module, 'vmware_tools' if side == 'peer' else 'vmtools')
+
+        def run():
+            seconds, output = None, ''
+            for attempt in range(3):
+                before = sim.calls()
+                try:
+                    seconds, output = runner.run(argv, envs[side], 300, what)
+                    break
+                except RuntimeError as exc:
+                    # vmware_tools rewrites every "443" of a transfer URL into the port, which breaks the
+                    # URLs whose id or token holds "443" (community.vmware#2447): that run is repeated.
+                    if side != 'peer' or attempt == 2 or not any(
+                            text in str(exc) for text in ('Failed to fetch file', 'File transfer failed')):
+                        raise
+                    retries[module] += 1
+            if '| SUCCESS' not in output and '| CHANGED' not in output:
+                raise RuntimeError('%s did not succeed:\n%s' % (what, tail(output)))
+            if module == 'command' and 'hi' not in output.split('>>', 1)[-1]:
+                raise RuntimeError('%s did not print hi:\n%s' % (what, tail(output)))
+            deadline = time.monotonic() + 5
+            while side == 'ours' and sessions() and time.monotonic() < deadline:
+                time.sleep(0.1)  # the watcher logs the run's session out once ansible has ended
+            total, logins = calls_between(before, sim.calls())
+            return dict(wall=seconds, calls=total, logins=logins)
+        return run
+
+    retries = dict(ping=0, command=0)
+    rows = []
+    for module in ('ping', 'command'):
+        out, errors = paired([(side, measure(side, module)) for side in ('ours', 'peer')], runs, budget / 2)
+        benchmark = 'connection_%s' % module
+        if errors:
+            rows += failed_rows([benchmark + '_wall_ratio'], ' | '.join('%s: %s' % item for item in errors.items()))
+            continue
+        ratio, ours, peer = pair_row(benchmark, 'vmtools -m %s' % module, [o['wall'] for o in out['ours']],
+                                     'peer vmware_tools -m %s' % module, [o['wall'] for o in out['peer']])
+        our_calls = [o['calls'] for o in out['ours'] if o['calls'] is not None]
+        peer_calls = [o['calls'] for o in out['peer'] if o['calls'] is not None]
+        rows.append(result(benchmark + '_wall_ratio', ratio, 'x', '<= 0.5', ratio <= 0.5, ours_s=ours, peer_s=peer,
+                           ours_calls=our_calls, peer_calls=peer_calls, peer_runs_repeated=retries[module]))
+        if module == 'command' and our_calls:
+            rows.append(result('connection_command_vsphere_calls', max(our_calls), 'calls', '<= 30',
+                               max(our_calls) <= 30, per_run=our_calls, peer_calls=peer_calls,
+                               logins=[o['logins'] for o in out['ours']]))
+    return rows
+
+
 def peer_versions():
     """'ansible X, ansible-core Y, community.vmware Z' of the peer environment."""
     found = []
@@ -785,7 +883,7 @@ def main():
     parser.add_argument('--json', default=os.path.join(ROOT, 'build', 'bench.json'))
     parser.add_argument('--only', default=os.environ.get('BENCH_ONLY', ''),
                         help='comma-separated sections to run: adhoc, exit, transfer, concurrency, channel, role, '
-                             'fleet, memory, peer (default: all)')
+                             'fleet, memory, peer, connection (default: all)')
     parser.add_argument('--transfer-worker', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--measure-memory', metavar='LOG', help=argparse.SUPPRESS)
     parser.add_argument('command', nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -840,6 +938,12 @@ def main():
                 section(rows, ['peer_tools_info'], bench_peer_tools_info, runner, main_sim)
             else:
                 rows += failed_rows(['peer_tools_info'], 'no peer environment')
+        if wanted('connection'):
+            names = ['connection_ping_wall_ratio', 'connection_command_wall_ratio']
+            if peer_ready:
+                section(rows, names, bench_connection, runner, main_sim)
+            else:
+                rows += failed_rows(names, 'no peer environment')
         if wanted('fleet'):
             names = ['fleet_role_vs_peer_ratio', 'fleet_exec_vs_peer_ratio']
             if not peer_ready:

@@ -8,6 +8,8 @@ reference: programs run as ``bash -c '"<programPath>" <arguments>'``, temporary 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import logging
 import math
 import os
@@ -17,6 +19,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -171,6 +174,9 @@ def _boot_time() -> float:
 class GuestSystem:
     """Files and processes of one VM's guest operating system."""
 
+    sudo_path: str | None = None   # the guest's sudo (Linux guests), see _install_sudo
+    sudo_log: str | None = None
+
     def __init__(self, vm, root: str, retention: float, allow_noexec_mount: bool = True,
                  exit_poll_interval: float = POLL_SECONDS):
         self.vm = vm
@@ -196,6 +202,8 @@ class GuestSystem:
         os.chmod(self.tmp_root, 0o1777)
         for user in vm.users:
             os.makedirs(self.home(user), mode=0o700, exist_ok=True)
+        if vm.guest_os != 'windows':
+            self._install_sudo()
         if vm.noexec_tmp:
             if self._already_noexec():
                 # Left over from a simulator that was killed: reuse it, release it on exit.
@@ -204,6 +212,44 @@ class GuestSystem:
                 self.noexec_mounted = True
             else:
                 self.noexec_emulated = True
+
+    # --- sudo ----------------------------------------------------------------------------------
+    def _install_sudo(self):
+        """The guest's sudo (sudo_program.py, see its docstring), its policy and its log, in the VM's directory.
+
+        Guest paths are this machine's, and this machine need not have sudo, so it is not in PATH:
+        clients name it (become_exe), as GET /guestsim/state and the cloud config (guest_sudo_exe) show.
+        """
+        for directory in ('usr/bin', 'etc', 'var/log'):
+            os.makedirs(os.path.join(self.root, directory), mode=0o755, exist_ok=True)
+        self.sudo_path = os.path.join(self.root, 'usr', 'bin', 'sudo')
+        self.sudo_log = os.path.join(self.root, 'var', 'log', 'sudo.log')
+        salt = uuid.uuid4().hex
+        homes = {user: self.home(user) for user in self.vm.users}
+        homes.setdefault('root', self.home('root'))
+        policy = {'salt': salt, 'homes': homes, 'log': self.sudo_log,
+                  'sudoers': {user: hashlib.sha256(('%s:%s' % (salt, self.vm.users[user])).encode('utf-8')).hexdigest()
+                              for user in self.vm.sudo_users if user in self.vm.users}}
+        sudoers = os.path.join(self.root, 'etc', 'sudoers.json')
+        with open(os.open(sudoers, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w', encoding='utf-8') as handle:
+            json.dump(policy, handle)
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sudo_program.py'), encoding='utf-8') as src:
+            program = src.read().replace('\nSUDOERS = None\n', '\nSUDOERS = %r\n' % sudoers, 1)
+        with open(self.sudo_path, 'w', encoding='utf-8') as handle:
+            handle.write('#!%s -IS\n' % sys.executable + program)
+        os.chmod(self.sudo_path, 0o755)
+        open(self.sudo_log, 'a', encoding='utf-8').close()
+
+    def sudo_entries(self, last=20) -> list:
+        """The last commands the guest's sudo ran (its log), oldest first."""
+        if not self.sudo_log:
+            return []
+        try:
+            with open(self.sudo_log, encoding='utf-8') as handle:
+                lines = handle.readlines()[-last:]
+        except OSError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
 
     # --- noexec temp root ----------------------------------------------------------------------
     def _already_noexec(self) -> bool:

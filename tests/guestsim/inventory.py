@@ -396,6 +396,9 @@ class VirtualMachine(Entity):
         self.noexec_tmp = bool(options.get('noexec_tmp', False))
         self.users = dict(options.get('users') or (
             DEFAULT_WINDOWS_USERS if self.guest_os == 'windows' else DEFAULT_GUEST_USERS))
+        # Guest logins that the guest's sudo lets run commands as any user, with their own password
+        # (a Debian guest's "%sudo ALL=(ALL:ALL) ALL"; root needs no entry). Linux guests only.
+        self.sudo_users = list(options.get('sudo_users') or [])
         self.ip_address = options.get('ip_address', '')
         self.host_name = options.get('host_name') or name.lower().replace('_', '-')
         self.powered_on_at = time.monotonic() if self.power_state == 'poweredOn' else None
@@ -873,7 +876,9 @@ def default_inventory() -> Inventory:
     dc0 = inv.add_datacenter('DC0')
     inv.add_standalone_host(dc0, 'DC0_H0')
     inv.add_cluster(dc0, 'DC0_C0', ['DC0_C0_H0', 'DC0_C0_H1', 'DC0_C0_H2'])
-    inv.add_vm(dc0, 'DC0_H0_VM0', host='DC0_H0', ip_address='10.0.0.10')
+    # A second guest login, allowed to use sudo with its password: privilege escalation tests.
+    inv.add_vm(dc0, 'DC0_H0_VM0', host='DC0_H0', ip_address='10.0.0.10',
+               users={'root': 'guestpass', 'deploy': 'deploypass'}, sudo_users=['deploy'])
     inv.add_vm(dc0, 'DC0_H0_VM1', host='DC0_H0', ip_address='10.0.0.11')
     inv.add_vm(dc0, 'DC0_C0_RP0_VM0', cluster='DC0_C0', ip_address='10.0.0.20')
     inv.add_vm(dc0, 'DC0_C0_RP0_VM1', cluster='DC0_C0', ip_address='10.0.0.21')
@@ -892,7 +897,7 @@ def default_inventory() -> Inventory:
 
 
 VM_OPTION_KEYS = ('uuid', 'instance_uuid', 'os', 'guest_id', 'guest_full_name', 'guest_family', 'power_state',
-                  'tools', 'ready_delay', 'noexec_tmp', 'users', 'ip_address', 'host_name')
+                  'tools', 'ready_delay', 'noexec_tmp', 'users', 'sudo_users', 'ip_address', 'host_name')
 
 
 class InventoryError(ValueError):

@@ -811,6 +811,10 @@ class Simulator:
             'guest_datacenter = DC0\n'
             'guest_username = root\n'
             'guest_password = guestpass\n'
+            '; A guest login that may use sudo with its own password, and the guest\'s sudo (empty: sudo in PATH).\n'
+            'guest_sudo_username = deploy\n'
+            'guest_sudo_password = deploypass\n'
+            'guest_sudo_exe = %s\n'
             '; The following are simulator-only; leave empty on a real vCenter and those checks are skipped.\n'
             '; The control endpoints have a port of their own, reachable during a simulated vCenter restart.\n'
             'guestsim_state_url = %s/guestsim/state\n'
@@ -826,7 +830,8 @@ class Simulator:
             'vm_windows = DC0_H0_WIN0\n'
             'vm_windows_username = Administrator\n'
             'vm_windows_password = guestpass\n'
-            % (self.client_host, user, password, self.port, self.ca_file, guest_vm, base, base)
+            % (self.client_host, user, password, self.port, self.ca_file, guest_vm, self.service.sudo_path(guest_vm),
+               base, base)
         )
 
     def write_cloud_config(self, path: str):

@@ -675,9 +675,18 @@ class Service:
                      'noexec_emulated': self.guests[vm.moid].noexec_emulated,
                      'guest_ops_in_flight': in_flight.get(vm.moid, 0),
                      'guest_os': vm.guest_os,
+                     'sudo': self.guests[vm.moid].sudo_path,
+                     'sudo_log': self.guests[vm.moid].sudo_entries(),
                      **self._windows_state(vm)}
                     for vm in self.inventory.vms()],
         }
+
+    def sudo_path(self, vm_name: str) -> str:
+        """The path of the guest sudo of the first VM with that name ('' for none)."""
+        for vm in self.inventory.vms():
+            if vm.name == vm_name:
+                return self.guests[vm.moid].sudo_path or ''
+        return ''
 
     def windows_guests(self) -> list:
         return [g for g in self.guests.values() if isinstance(g, WindowsGuestSystem)]
