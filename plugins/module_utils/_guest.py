@@ -612,7 +612,7 @@ class GuestClient(object):
         return final
 
     def _describe_host(self, url, final):
-        """"the ESXi host 'DC0_H0' (127.0.1.1:443)" for messages: the name vCenter gave and the address tried."""
+        """The host for messages, the name vCenter gave and the address tried: "the ESXi host 'DC0_H0' (tried ...)"."""
         name = url_hostname(url)
         tried = url_host(final)
         if name == '*':
