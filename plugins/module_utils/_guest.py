@@ -688,15 +688,9 @@ class GuestClient(object):
                                "(transfer_validate=thumbprint), or in a lab set transfer_validate=none."
                                % (host, scrub(getattr(cause, 'verify_message', None) or _reason(exc))),
                                fault=exc, retryable=False)
-        if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(cause, (
-                ConnectionRefusedError, socket.gaierror)) or isinstance(cause, OSError) and \
-                getattr(cause, 'errno', None) in (errno.EHOSTUNREACH, errno.ENETUNREACH) or \
-                isinstance(exc, requests.exceptions.ConnectionError) and not dropped(exc) and not isinstance(
-                    exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.SSLError)) and \
-                not isinstance(exc, requests.exceptions.Timeout):
-            return self._error(step, "%s cannot be reached (%s). %s" % (host, scrub(_reason(exc)),
-                                                                      self._firewall_advice(final)),
-                               fault=exc, retryable=False)
+        if _unreachable(exc, cause):
+            return self._error(step, "%s cannot be reached (%s). %s" % (
+                host, scrub(_reason(exc)), self._firewall_advice(final)), fault=exc, retryable=False)
         if isinstance(cause, ssl.SSLError) and not dropped(exc):
             return self._error(step, "the TLS handshake with %s failed (%s). Check that transfer_host, if set, "
                                "points to the ESXi host's HTTPS port." % (host, scrub(_reason(exc))),
@@ -930,6 +924,19 @@ class _BrokenTransfer(Exception):
     def __init__(self, error):
         super(_BrokenTransfer, self).__init__(error.msg)
         self.error = error
+
+
+def _unreachable(exc, cause):
+    """Whether a transfer request failed before a connection was made: refused, not resolved, no
+    route, a connect timeout, or another connection error that is neither TLS nor a broken one."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(cause, (ConnectionRefusedError,
+                                                                                 socket.gaierror)):
+        return True
+    if isinstance(cause, OSError) and getattr(cause, 'errno', None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return True
+    return (isinstance(exc, requests.exceptions.ConnectionError) and not dropped(exc)
+            and not isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.SSLError,
+                                     requests.exceptions.Timeout)))
 
 
 def _reason(exc):

@@ -907,8 +907,8 @@ def _host_spec(path: str, spec) -> tuple:
         raise InventoryError('%s: a host is a name or {name: ..., management: serve | refuse | silent}' % path)
     management = spec.get('management', 'serve')
     if management not in MANAGEMENT_MODES:
-        raise InventoryError('%s: host %s: management must be one of %s' % (path, spec['name'],
-                                                                             ', '.join(MANAGEMENT_MODES)))
+        raise InventoryError('%s: host %s: management must be one of %s'
+                             % (path, spec['name'], ', '.join(MANAGEMENT_MODES)))
     return spec['name'], management
 
 

@@ -526,8 +526,8 @@ class Service:
         direct = getattr(self._session_local, 'esxi_host', None)
         host = direct if direct is not None else machine.host
         ticket = self.transfers.issue(vm=machine, listener=host, **fields)
-        return 'https://%s:%d/guestFile?id=%d&token=%s' % ('*' if direct is not None else host.name, host.port,
-                                                         ticket.id, ticket.token)
+        name = '*' if direct is not None else host.name
+        return 'https://%s:%d/guestFile?id=%d&token=%s' % (name, host.port, ticket.id, ticket.token)
 
     def initiate_to_guest(self, call, provider, this, vm, auth, guestFilePath, fileAttributes, fileSize, overwrite):
         del provider, this
