@@ -29,10 +29,10 @@ help: ## List the targets
 
 venv: $(VENV)/.installed ## Create .venv with ansible-core, pyvmomi and the test tools
 
-$(VENV)/.installed: tests/requirements-dev.txt
+$(VENV)/.installed: tests/requirements-dev.txt tests/constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv "$(VENV)"
-	"$(BIN)/python" -m pip install --quiet --upgrade pip
+	"$(BIN)/python" -m pip install --quiet --upgrade pip -c tests/constraints.txt
 	"$(BIN)/python" -m pip install --quiet -r tests/requirements-dev.txt
 	touch "$@"
 

@@ -13,24 +13,21 @@ class ModuleDocFragment(object):
 options:
   hostname:
     description:
-      - The vCenter or ESXi server to connect to.
+      - The vCenter or ESXi server to connect to. Required.
       - If not set, the value of the E(VMWARE_HOST) environment variable is used.
     type: str
-    required: true
   username:
     description:
-      - The user name for vCenter or ESXi.
+      - The user name for vCenter or ESXi. Required.
       - If not set, the value of the E(VMWARE_USER) environment variable is used.
     type: str
-    required: true
     aliases: [user, admin]
   password:
     description:
-      - The password of O(username). It is used to log in, and once more if vCenter forgets the session (a restart);
-        it is never written anywhere or shown.
+      - The password of O(username). Required. It is used to log in, and once more if vCenter forgets the session
+        (a restart); it is never written anywhere or shown.
       - If not set, the value of the E(VMWARE_PASSWORD) environment variable is used.
     type: str
-    required: true
     aliases: [pass, pwd]
   port:
     description:
@@ -115,9 +112,6 @@ options:
       - With O(keep_session), log out and forget the kept session at the end of this task.
     type: bool
     default: false
-requirements:
-  - pyvmomi
-  - requests
 notes:
   - The module runs on the host it is delegated to (usually the controller, with C(delegate_to=localhost) or
     C(connection=local)); it talks to the vSphere API, never to the guest over the network.
@@ -130,16 +124,14 @@ notes:
 options:
   guest_username:
     description:
-      - The user to log in to the guest OS as (through VMware Tools).
+      - The user to log in to the guest OS as (through VMware Tools). Required.
       - If not set, the value of the E(VMWARE_GUEST_USERNAME) environment variable is used.
     type: str
-    required: true
   guest_password:
     description:
-      - The password of O(guest_username). It is sent to vSphere only, never put on a guest command line.
+      - The password of O(guest_username). It is sent to vSphere only, never put on a guest command line. Required.
       - If not set, the value of the E(VMWARE_GUEST_PASSWORD) environment variable is used.
     type: str
-    required: true
   transfer_host:
     description:
       - Host (and optionally port, V(host:port)) to use in file transfer URLs instead of the one vSphere returns.
@@ -166,14 +158,4 @@ options:
     type: str
     choices: [ca, thumbprint, none]
     default: ca
-"""
-
-    ACTIONGROUP = r"""
-options: {}
-attributes:
-  action_group:
-    description: Use C(group/guestops.vsphere.vsphere) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - guestops.vsphere.vsphere
 """

@@ -22,6 +22,7 @@ whose line starts an inner ``cmd.exe`` with the redirections, then records
 
 from __future__ import annotations
 
+import base64
 import ntpath
 import posixpath
 import re
@@ -35,6 +36,14 @@ DEFAULT_WINDOWS_ENV = {
     'PATH': 'C:\\Windows\\System32;C:\\Windows;C:\\Windows\\System32\\Wbem;'
             'C:\\Windows\\System32\\WindowsPowerShell\\v1.0',
 }
+
+# Windows PowerShell 5.1, present on every supported Windows version; the switches keep the
+# user's profile and any prompt out of the run and let an unsigned script run.
+POWERSHELL = 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe'
+POWERSHELL_SWITCHES = '-NoProfile -NonInteractive -ExecutionPolicy Bypass'
+# cmd.exe takes at most 8191 characters on a command line (Microsoft, "Command prompt (Cmd.exe)
+# command-line string limitation"); the wrapper's line is parsed by cmd.exe, so it must fit.
+CMD_LINE_LIMIT = 8191
 
 # Name shown as $0 of the wrapper in the guest's process table.
 WRAPPER_NAME = 'guestops-run'
@@ -73,17 +82,20 @@ class CommandLineError(ValueError):
     """The requested command cannot be expressed for the guest."""
 
 
+class CommandTooLong(CommandLineError):
+    """The command line is longer than the guest's command interpreter accepts."""
+
+
 class ProgramSpec(object):
     """What StartProgramInGuest needs: program path, arguments, cwd, environment."""
 
-    __slots__ = ('program_path', 'arguments', 'working_directory', 'env', 'display')
+    __slots__ = ('program_path', 'arguments', 'working_directory', 'env')
 
-    def __init__(self, program_path, arguments, working_directory=None, env=None, display=None):
+    def __init__(self, program_path, arguments, working_directory=None, env=None):
         self.program_path = program_path
         self.arguments = arguments
         self.working_directory = working_directory
         self.env = env
-        self.display = display
 
     def __repr__(self):
         return 'ProgramSpec(%r, %r, %r, %r)' % (self.program_path, self.arguments,
@@ -149,7 +161,7 @@ def linux_wrapped(command, stdout_path, stderr_path, rc_path=None, working_direc
         posix_quote(stdout_path), posix_quote(stderr_path), posix_quote(rc_path or ''),
         posix_quote('' if deadline is None else '%d' % int(deadline)), posix_quote(deadline_path or ''),
     ])
-    return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(env), display=command)
+    return ProgramSpec(LINUX_SHELL, arguments, working_directory, posix_env(env))
 
 
 def linux_raw(program, arguments, stdout_path=None, stderr_path=None, working_directory=None, env=None):
@@ -167,8 +179,7 @@ def linux_raw(program, arguments, stdout_path=None, stderr_path=None, working_di
         parts.append('2>' + posix_quote(stderr_path))
     if stdout_path or stderr_path:
         parts.append('</dev/null')
-    display = posix_quote(program) + (' ' + arguments if arguments else '')
-    return ProgramSpec(program, ' '.join(parts), working_directory, posix_env(env), display=display)
+    return ProgramSpec(program, ' '.join(parts), working_directory, posix_env(env))
 
 
 # --------------------------------------------------------------------------- Windows
@@ -191,13 +202,6 @@ def windows_quote_arg(value, always=False):
             backslashes = 0
     out.append('\\' * (backslashes * 2) + '"')
     return ''.join(out)
-
-
-def windows_join(argv):
-    """Join an argument vector with the MS C runtime quoting rules."""
-    if not argv:
-        raise CommandLineError('argv must contain at least the program')
-    return ' '.join(windows_quote_arg(arg) for arg in argv)
 
 
 def windows_cmd_join(argv):
@@ -262,15 +266,52 @@ def windows_wrapped(command, stdout_path, stderr_path, rc_path=None, working_dir
     if rc_path:
         line += '& call echo %%^ERRORLEVEL%%>%s' % _cmd_path(rc_path)
     arguments = '/d /s /c "%s"' % line
-    return ProgramSpec(WINDOWS_SHELL, arguments, working_directory, windows_env(env), display=command)
+    return ProgramSpec(WINDOWS_SHELL, arguments, working_directory, windows_env(env))
 
 
 def windows_raw(program, arguments, working_directory=None, env=None):
     """ProgramSpec for the raw program + arguments form on Windows (no shell, no capture)."""
     if not ntpath.isabs(program):
         raise CommandLineError('program must be an absolute path in the guest, got %r' % program)
-    display = windows_quote_arg(program) + (' ' + arguments if arguments else '')
-    return ProgramSpec(program, arguments or '', working_directory, windows_env(env), display=display)
+    return ProgramSpec(program, arguments or '', working_directory, windows_env(env))
+
+
+def powershell_script(script):
+    """The script as it runs: progress records off and the last native exit code passed on.
+
+    With its output redirected, PowerShell writes progress records to stderr as CLIXML, so
+    ``$ProgressPreference`` silences them. A script that ends without ``exit`` would end with
+    rc 0 (or 1 after a terminating error); ``exit $LASTEXITCODE`` passes on the exit code of the
+    last native program it ran (``$null``, that is 0, when it ran none).
+    """
+    return "$ProgressPreference = 'SilentlyContinue'\n%s\nexit $LASTEXITCODE\n" % script.rstrip('\r\n')
+
+
+def encode_powershell(script):
+    """The value of ``-EncodedCommand``: the script as UTF-16LE, base64-encoded."""
+    return base64.b64encode(powershell_script(script).encode('utf-16-le')).decode('ascii')
+
+
+def powershell_file_bytes(script):
+    """The script as a .ps1 file: UTF-8 with a byte order mark, which Windows PowerShell 5.1 needs
+    to read anything but ASCII correctly (it reads files without one in the ANSI code page)."""
+    return b'\xef\xbb\xbf' + powershell_script(script).encode('utf-8')
+
+
+def powershell_command(script, script_path=None):
+    """The cmd.exe command that runs a PowerShell script: inline with -EncodedCommand, or the uploaded
+    ``script_path`` (written with powershell_file_bytes) with -File."""
+    if script_path:
+        return '%s %s -File %s' % (_cmd_path(POWERSHELL), POWERSHELL_SWITCHES, _cmd_path(script_path))
+    return '%s %s -EncodedCommand %s' % (_cmd_path(POWERSHELL), POWERSHELL_SWITCHES, encode_powershell(script))
+
+
+def _check_cmd_line(spec, what):
+    length = len(spec.program_path) + 3 + len(spec.arguments)
+    if length > CMD_LINE_LIMIT:
+        raise CommandTooLong('%s makes a command line of %d characters; cmd.exe takes at most %d. Put the command '
+                             'into a script and run that instead.' % (what, length, CMD_LINE_LIMIT))
+    return spec
 
 
 # --------------------------------------------------------------------------- both
@@ -307,13 +348,29 @@ def _command(cmd, argv, join):
 
 def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
                   stdout_path=None, stderr_path=None, rc_path=None,
-                  working_directory=None, env=None, deadline=None, deadline_path=None):
-    """One entry point for the three forms (cmd, argv, program + arguments).
+                  working_directory=None, env=None, deadline=None, deadline_path=None,
+                  shell=None, script_path=None):
+    """One entry point for the forms: cmd, argv, program + arguments, and cmd with shell=powershell.
 
-    ``deadline`` is kept by the Linux wrapper only (cmd and argv forms).
+    ``deadline`` is kept by the Linux wrapper only (cmd and argv forms). With shell=powershell,
+    ``cmd`` is a PowerShell script, passed inline unless ``script_path`` names its uploaded copy;
+    CommandTooLong says that the inline form does not fit.
     """
     if guest_os not in ('linux', 'windows'):
         raise CommandLineError('unknown guest OS %r' % guest_os)
+    if shell == 'powershell':
+        if guest_os != 'windows':
+            raise CommandLineError('shell=powershell needs a Windows guest')
+        if cmd is None or argv is not None or program is not None:
+            raise CommandLineError('shell=powershell runs cmd as a PowerShell script; argv and program cannot '
+                                   'be used with it')
+        if not cmd.strip():
+            raise CommandLineError('cmd must not be empty')
+        spec = windows_wrapped(powershell_command(cmd, script_path), stdout_path, stderr_path, rc_path,
+                               working_directory, env)
+        return _check_cmd_line(spec, 'The PowerShell script')
+    if shell not in (None, 'default'):
+        raise CommandLineError('unknown shell %r' % shell)
     if program is not None:
         if cmd is not None or argv is not None:
             raise CommandLineError('program cannot be combined with cmd or argv')
@@ -322,7 +379,8 @@ def build_program(guest_os, cmd=None, argv=None, program=None, arguments=None,
         return linux_raw(program, arguments, stdout_path, stderr_path, working_directory, env)
     if guest_os == 'windows':
         command = _command(cmd, argv, windows_cmd_join)
-        return windows_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env)
+        return _check_cmd_line(windows_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env),
+                               'The command' if argv is None else 'The argv')
     command = _command(cmd, argv, posix_join)
     return linux_wrapped(command, stdout_path, stderr_path, rc_path, working_directory, env,
                          deadline=deadline, deadline_path=deadline_path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import re
 import secrets
 import time
@@ -27,10 +28,12 @@ from ansible_collections.guestops.vsphere.plugins.module_utils import _paths
 from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import (
     WINDOWS_SHELL,
     CommandLineError,
+    CommandTooLong,
     JobFiles,
     ProgramSpec,
     build_program,
     parse_rc,
+    powershell_file_bytes,
 )
 from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError, fault_is
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import WaitTimeout, poll_delay
@@ -111,7 +114,7 @@ class ProgramRequest(object):
 
     FIELDS = ('cmd', 'argv', 'program', 'arguments', 'chdir', 'env', 'stdout_path', 'stderr_path',
               'wait', 'timeout', 'output_limit', 'creates', 'removes', 'directory_path', 'guest_os',
-              'retention')
+              'retention', 'shell')
 
     def __init__(self, **values):
         for field in self.FIELDS:
@@ -164,6 +167,7 @@ class Job(object):
         self.stderr_path = stderr_path or self.files.stderr
         self.timeout = timeout
         self.ended = False  # the program is known to have ended (nothing to terminate)
+        self.script_delivery = None  # how a PowerShell script reached the guest
 
     def handle(self):
         return dict(vm=dict(self.vm), guest_os=self.guest_os, temp_dir=self.temp_dir, token=self.token,
@@ -265,16 +269,40 @@ def sweep_expired(client, parent, now, warn=None):
     return swept
 
 
-def start_job(client, job, request):
-    """Start the program in the job's directory (step 5); sets job.pid and job.start."""
+# The uploaded copy of a PowerShell script too long to pass inline (in the job's directory).
+POWERSHELL_SCRIPT_NAME = 'script.ps1'
+
+
+def _program_spec(client, job, request, script_path=None):
     try:
-        spec = build_program(job.guest_os, cmd=request.cmd, argv=request.argv, program=request.program,
+        return build_program(job.guest_os, cmd=request.cmd, argv=request.argv, program=request.program,
                              arguments=request.arguments, stdout_path=job.stdout_path, stderr_path=job.stderr_path,
                              rc_path=job.files.rc, working_directory=request.chdir or job.temp_dir, env=request.env,
-                             deadline=int(request.timeout) + DEADLINE_GRACE, deadline_path=job.files.deadline)
+                             deadline=int(request.timeout) + DEADLINE_GRACE, deadline_path=job.files.deadline,
+                             shell=request.shell, script_path=script_path)
     except CommandLineError as exc:
-        raise VSphereError("Building the command line failed for VM '%s': %s." % (client.vm.name, exc),
+        if isinstance(exc, CommandTooLong) and request.shell == 'powershell' and script_path is None:
+            raise
+        raise VSphereError("Building the command line failed for VM '%s': %s." % (client.vm.name, str(exc).rstrip('.')),
                            step='Building the command line')
+
+
+def program_spec(client, job, request):
+    """The ProgramSpec for a request, and how a PowerShell script travels (None, 'encoded_command' or
+    'uploaded_file'): inline while the command line fits, else uploaded into the job's directory."""
+    try:
+        spec = _program_spec(client, job, request)
+    except CommandTooLong:
+        path = _paths.join(job.temp_dir, POWERSHELL_SCRIPT_NAME, guest_os='windows')
+        data = powershell_file_bytes(request.cmd)
+        client.upload(io.BytesIO(data), len(data), path)
+        return _program_spec(client, job, request, script_path=path), 'uploaded_file'
+    return spec, ('encoded_command' if request.shell == 'powershell' else None)
+
+
+def start_job(client, job, request):
+    """Start the program in the job's directory (step 5); sets job.pid, job.start and job.script_delivery."""
+    spec, job.script_delivery = program_spec(client, job, request)
     job.wrapped = request.program is None
     job.timeout = request.timeout
     started = _now()
@@ -464,13 +492,13 @@ def descendants(tree, pid):
     return found
 
 
-def _run_helper(client, spec, warnings):
-    """Start a helper program in the guest and wait for it; its exit code, or None (with a warning)."""
+def _run_helper(client, spec, label, warnings):
+    """Start a helper program (``label`` names it in warnings) and wait for it; its exit code, or None."""
     try:
         pid = client.start_program(spec)
         return client.wait_for_exit(pid, HELPER_TIMEOUT).exit_code
     except VSphereError as err:
-        warnings.append('Running %s in the guest failed: %s' % (spec.display or spec.program_path, err.msg))
+        warnings.append('Running %s in the guest failed: %s' % (label, err.msg))
         return None
 
 
@@ -478,8 +506,8 @@ def _windows_tree(client, job, warnings):
     """The pids below the job's program, listed while it still runs (wmic), or None when unknown."""
     listing = _paths.join(job.temp_dir, 'processes', guest_os='windows')
     line = '%s process get ParentProcessId,ProcessId 1>"%s" 2>NUL <NUL' % (WMIC, listing)
-    if _run_helper(client, ProgramSpec(WINDOWS_SHELL, '/d /s /c "%s"' % line, job.temp_dir,
-                                       display='wmic process get ParentProcessId,ProcessId'), warnings) != 0:
+    if _run_helper(client, ProgramSpec(WINDOWS_SHELL, '/d /s /c "%s"' % line, job.temp_dir),
+                   'wmic process get ParentProcessId,ProcessId', warnings) != 0:
         return None
     try:
         data = client.download_bytes(listing).data
@@ -499,9 +527,8 @@ def end_program(client, job, warnings):
     """
     rest = []
     if job.guest_os == 'windows':
-        spec = ProgramSpec(TASKKILL, '/T /F /PID %d' % job.pid, job.temp_dir,
-                           display='taskkill /T /F /PID %d' % job.pid)
-        if _run_helper(client, spec, warnings) != 0:
+        spec = ProgramSpec(TASKKILL, '/T /F /PID %d' % job.pid, job.temp_dir)
+        if _run_helper(client, spec, 'taskkill /T /F /PID %d' % job.pid, warnings) != 0:
             rest = _windows_tree(client, job, warnings)
             if rest is None:
                 rest = []
@@ -550,9 +577,9 @@ def remove_job(client, job, warnings=None):
 
 def run_program(client, request, check_mode=False):
     """Run a program in the guest and wait for it (guest_exec); with wait=false start it and return its job."""
-    guest_os = _paths.guest_os_of(request.guest_os, client.vm)
+    guest_os, source = _paths.guest_os_source(request.guest_os, client.vm)
     warnings = []
-    result = dict(changed=False, cmd=request.display(), warnings=warnings)
+    result = dict(changed=False, cmd=request.display(), guest_os=guest_os, guest_os_source=source, warnings=warnings)
     request.check_paths(guest_os, result)
     reason = skip_reason(client, request.creates, request.removes)
     if reason:
@@ -574,6 +601,8 @@ def run_program(client, request, check_mode=False):
     try:
         start_job(client, job, request)
         result.update(changed=True, pid=job.pid, start=job.start)
+        if job.script_delivery:
+            result['script_delivery'] = job.script_delivery
         if not request.wait:
             handed_over = True
             result['job'] = job.handle()

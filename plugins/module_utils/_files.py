@@ -96,6 +96,8 @@ def copy_to_guest(client, dest, src=None, content=None, mode=None, owner=None, g
             return result
         result['changed'] = True
         if check_mode:
+            if existing is None and _missing_parent(client, dest, guest_os):
+                raise _no_directory(client, dest, guest_os, result=dict(result, changed=False))
             return result
         try:
             if needs_upload and size == 0:
@@ -111,9 +113,7 @@ def copy_to_guest(client, dest, src=None, content=None, mode=None, owner=None, g
                 client.change_attributes(dest, client.file_attributes(mode, owner, group))
         except VSphereError as err:
             if existing is None and err.fault is not None and fault_is(err.fault, 'FileNotFound'):
-                err = VSphereError("Uploading to '%s' failed for VM '%s': its directory '%s' does not exist in the "
-                                   "guest. Create the directory first; guest_copy does not create it."
-                                   % (dest, client.vm.name, _paths.split(dest, guest_os)[0]), fault=err.fault)
+                err = _no_directory(client, dest, guest_os, fault=err.fault)
             err.result = dict(result, changed=False)
             raise err
         return result
@@ -145,6 +145,17 @@ def _upload_atomically(client, fileobj, size, dest, existing, attributes, checks
     except VSphereError:
         pass  # the original error is the one to report
     raise failure
+
+
+def _missing_parent(client, dest, guest_os):
+    parent = client.stat(_paths.split(dest, guest_os)[0])
+    return parent is None or parent['type'] != 'directory'
+
+
+def _no_directory(client, dest, guest_os, fault=None, result=None):
+    return VSphereError("Uploading to '%s' failed for VM '%s': its directory '%s' does not exist in the guest. "
+                        "Create the directory first; guest_copy does not create it."
+                        % (dest, client.vm.name, _paths.split(dest, guest_os)[0]), fault=fault, result=result)
 
 
 def _write_empty_file(client, dest, existing, mode, owner, group, guest_os):
@@ -195,11 +206,11 @@ def _file_sha1(path):
 
 
 def local_dest(src, dest):
-    """The local file name: an existing directory or a path ending in '/' gets the basename of src."""
-    base = _paths.basename(src)
+    """The absolute local file name (as ansible.builtin.fetch returns it): an existing directory or a
+    path ending in '/' gets the basename of src; a relative path is taken from the working directory."""
     if dest.endswith(os.sep) or dest.endswith('/') or os.path.isdir(dest):
-        return os.path.join(dest, base)
-    return dest
+        dest = os.path.join(dest, _paths.basename(src))
+    return os.path.abspath(dest)
 
 
 def fetch_from_guest(client, src, dest, fail_on_missing=True, check_mode=False):

@@ -65,19 +65,6 @@ def poll_delay(attempt, first=POLL_FIRST, factor=POLL_FACTOR, cap=POLL_CAP):
     return min(delay, cap)
 
 
-def poll_schedule(timeout, first=POLL_FIRST, factor=POLL_FACTOR, cap=POLL_CAP):
-    """The waits a poller makes within ``timeout`` seconds (the last one is cut to fit)."""
-    delays = []
-    total = 0.0
-    attempt = 0
-    while total < timeout:
-        delay = min(poll_delay(attempt, first, factor, cap), timeout - total)
-        delays.append(delay)
-        total += delay
-        attempt += 1
-    return delays
-
-
 # --------------------------------------------------------------------------- transfer URLs
 
 _TOKEN = re.compile(r'(token=)[^&\s\'"]+', re.IGNORECASE)
@@ -349,13 +336,11 @@ class _SizedReader(object):
 class ProcessExit(object):
     """How a guest program ended."""
 
-    __slots__ = ('pid', 'exit_code', 'start_time', 'end_time', 'expired', 'info')
+    __slots__ = ('pid', 'exit_code', 'expired', 'info')
 
-    def __init__(self, pid, exit_code, start_time=None, end_time=None, expired=False, info=None):
+    def __init__(self, pid, exit_code, expired=False, info=None):
         self.pid = pid
         self.exit_code = exit_code
-        self.start_time = start_time
-        self.end_time = end_time
         self.expired = expired
         self.info = info  # the guest's process record (None when it forgot the process)
 
@@ -915,7 +900,7 @@ class GuestClient(object):
             if info is None:
                 return ProcessExit(pid, None, expired=True)
             if info.endTime is not None:
-                return ProcessExit(pid, info.exitCode, info.startTime, info.endTime, info=info)
+                return ProcessExit(pid, info.exitCode, info=info)
 
 
 class _BrokenTransfer(Exception):

@@ -20,6 +20,8 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
     PYVMOMI_IMPORT_ERROR,
     VM_SELECTORS,
     VSphereSession,
+    check_uuid,
+    missing_login_options,
     vsphere_argument_spec,
 )
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (
@@ -209,10 +211,10 @@ class GuestOpsModule(object):
             self.module.fail_json(msg=missing_required_lib('pyvmomi'), exception=PYVMOMI_IMPORT_ERROR)
         if needs_requests and not HAS_REQUESTS:
             self.module.fail_json(msg=missing_required_lib('requests'), exception=REQUESTS_IMPORT_ERROR)
+        missing = missing_login_options(self.params, guest_login)
+        if missing:
+            self.module.fail_json(msg=missing)
         check_timeouts(self.module)
-
-    def warn(self, message):
-        self.module.warn(message)
 
     def fail(self, msg, **result):
         self.module.fail_json(msg=msg, **result)
@@ -231,6 +233,8 @@ class GuestOpsModule(object):
             uuid=params.get('uuid'), use_instance_uuid=params.get('use_instance_uuid'), moid=params.get('moid'))
         result = None
         try:
+            if selector.get('uuid'):
+                check_uuid(selector['uuid'], selector.get('use_instance_uuid'))
             with interruptible():
                 with open_session(params) as session:
                     vm = session.find_vm(**selector)

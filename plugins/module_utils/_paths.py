@@ -14,19 +14,28 @@ import ntpath
 import posixpath
 
 
-def guest_os_of(requested, vm):
-    """'linux' or 'windows': the requested OS, or the VM's guest family for 'auto'.
+def guest_os_source(requested, vm):
+    """('linux' or 'windows', what decided it): the requested OS, or what vSphere reports for 'auto'.
 
-    vSphere leaves guestFamily unset on some new Windows versions, so a guestId that names
-    Windows counts too.
+    vSphere leaves guest.guestFamily unset on some new Windows versions and while VMware Tools
+    start (community.vmware#2099, #75), so an unset family falls back to the guest id that Tools
+    report (guest.guestId) and then to the one the VM was configured with (config.guestId).
     """
     if requested in ('linux', 'windows'):
-        return requested
-    if vm.guest_family == 'windowsGuest':
-        return 'windows'
-    if not vm.guest_family and str(vm.get('guest.guestId') or '').lower().startswith('win'):
-        return 'windows'
-    return 'linux'
+        return requested, 'guest_os option'
+    family = vm.get('guest.guestFamily')
+    if family:
+        return ('windows' if family == 'windowsGuest' else 'linux'), 'guest.guestFamily'
+    for prop in ('guest.guestId', 'config.guestId'):
+        guest_id = str(vm.get(prop) or '')
+        if guest_id:
+            return ('windows' if guest_id.lower().startswith('win') else 'linux'), prop
+    return 'linux', 'nothing reported (assumed linux)'
+
+
+def guest_os_of(requested, vm):
+    """'linux' or 'windows' (see guest_os_source)."""
+    return guest_os_source(requested, vm)[0]
 
 
 def _module(guest_os):

@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 import traceback
+import uuid as uuid_lib
 from http.cookies import SimpleCookie
 
 from ansible.module_utils.basic import env_fallback
@@ -54,12 +55,12 @@ def vsphere_argument_spec(guest_login=True):
     With ``guest_login`` the guest login and transfer options are added (fragment GUEST);
     ``guest_login='optional'`` adds them as optional options.
     """
+    # The login options are required, but checked by missing_login_options (not by AnsibleModule),
+    # so that the message says where each can be set.
     spec = dict(
-        hostname=dict(type='str', required=True, fallback=(env_fallback, ['VMWARE_HOST'])),
-        username=dict(type='str', required=True, aliases=['user', 'admin'],
-                      fallback=(env_fallback, ['VMWARE_USER'])),
-        password=dict(type='str', required=True, aliases=['pass', 'pwd'], no_log=True,
-                      fallback=(env_fallback, ['VMWARE_PASSWORD'])),
+        hostname=dict(type='str', fallback=(env_fallback, ['VMWARE_HOST'])),
+        username=dict(type='str', aliases=['user', 'admin'], fallback=(env_fallback, ['VMWARE_USER'])),
+        password=dict(type='str', aliases=['pass', 'pwd'], no_log=True, fallback=(env_fallback, ['VMWARE_PASSWORD'])),
         port=dict(type='int', default=443, fallback=(env_fallback, ['VMWARE_PORT'])),
         validate_certs=dict(type='bool', default=True, fallback=(env_fallback, ['VMWARE_VALIDATE_CERTS'])),
         proxy_host=dict(type='str', fallback=(env_fallback, ['VMWARE_PROXY_HOST'])),
@@ -76,18 +77,44 @@ def vsphere_argument_spec(guest_login=True):
         end_session=dict(type='bool', default=False),
     )
     if guest_login:
-        required = guest_login != 'optional'
         spec.update(
-            guest_username=dict(type='str', required=required, fallback=(env_fallback, ['VMWARE_GUEST_USERNAME'])),
-            guest_password=dict(type='str', required=required, no_log=True,
-                                fallback=(env_fallback, ['VMWARE_GUEST_PASSWORD'])),
+            guest_username=dict(type='str', fallback=(env_fallback, ['VMWARE_GUEST_USERNAME'])),
+            guest_password=dict(type='str', no_log=True, fallback=(env_fallback, ['VMWARE_GUEST_PASSWORD'])),
             transfer_host=dict(type='str'),
             transfer_validate=dict(type='str', default='ca', choices=['ca', 'thumbprint', 'none']),
         )
     return spec
 
 
+LOGIN_OPTIONS = ('hostname', 'username', 'password')
+GUEST_LOGIN_OPTIONS = ('guest_username', 'guest_password')
+
+
+def missing_login_options(params, guest_login=True):
+    """A message naming the unset login options with their environment variables, or None."""
+    required = LOGIN_OPTIONS + (GUEST_LOGIN_OPTIONS if guest_login and guest_login != 'optional' else ())
+    missing = [key for key in required if params.get(key) is None]
+    if not missing:
+        return None
+    spec = vsphere_argument_spec(guest_login=True)
+    where = ', '.join('%s (%s)' % (key, spec[key]['fallback'][1][0]) for key in missing)
+    return ('missing required arguments: %s. Set %s in the task or in module_defaults for '
+            'group/guestops.vsphere.vsphere, or export the environment variable: %s.'
+            % (', '.join(missing), 'it' if len(missing) == 1 else 'each', where))
+
+
 VM_SELECTORS = ('name', 'uuid', 'moid')
+
+
+def check_uuid(value, instance_uuid=False):
+    """Refuse a uuid that is not 32 hexadecimal digits before asking vSphere (which finds no VM for it)."""
+    try:
+        uuid_lib.UUID(str(value))
+    except ValueError:
+        kind = 'instance uuid (config.instanceUuid)' if instance_uuid else 'BIOS uuid (config.uuid)'
+        raise VSphereError("The uuid '%s' is malformed: a %s is 32 hexadecimal digits, usually written "
+                           "as 4206c4d6-0a4e-8f3a-5fbe-0e1d2c3b4a59. guest_info returns both uuids of a VM."
+                           % (value, kind), step='Finding the VM')
 
 
 # --------------------------------------------------------------------------- VM lookup
@@ -95,7 +122,7 @@ VM_SELECTORS = ('name', 'uuid', 'moid')
 GUEST_MANAGERS = ('fileManager', 'processManager', 'authManager')
 
 VM_PROPERTIES = (
-    'name', 'runtime.powerState', 'runtime.host', 'config.uuid', 'config.instanceUuid',
+    'name', 'runtime.powerState', 'runtime.host', 'config.uuid', 'config.instanceUuid', 'config.guestId',
     'guest.toolsRunningStatus', 'guest.toolsVersionStatus2', 'guest.toolsStatus',
     'guest.guestOperationsReady', 'guest.interactiveGuestOperationsReady',
     'guest.guestFamily', 'guest.guestId', 'guest.guestFullName', 'guest.guestState',
@@ -345,7 +372,6 @@ class VSphereSession(object):
         self._guest_managers = None
         self._ssl_context = None
         self._reattached = False
-        self.calls = 0
         self.logins = 0
 
     @classmethod
@@ -526,7 +552,6 @@ class VSphereSession(object):
         budget = None
         logged_in_again = False
         while True:
-            self.calls += 1
             try:
                 return func(**kwargs)
             except VSphereError:

@@ -20,25 +20,25 @@ options:
       - Absolute guest path of the file or directory to delete.
     type: str
     required: true
+requirements:
+  - pyvmomi >= 8.0.3.0.1
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.guest
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: vsphere
-    support: full
-    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
 author:
   - guestops.vsphere maintainers (@guestops)
 """
 
 EXAMPLES = r"""
+# The vCenter connection (hostname, username, password) comes from the VMWARE_HOST, VMWARE_USER and
+# VMWARE_PASSWORD environment variables (as AWX's VMware vCenter credential sets them) or from
+# module_defaults for group/guestops.vsphere.vsphere; guest_username and guest_password can come from
+# VMWARE_GUEST_USERNAME and VMWARE_GUEST_PASSWORD the same way.
 - name: Remove a work directory made by guest_tempdir
   guestops.vsphere.guest_cleanup:
     name: web01
@@ -53,6 +53,7 @@ path:
   description: The path that was given.
   returned: always
   type: str
+  sample: /tmp/vmware-deploy_766-2990744190/ansible-vmware4312
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule

@@ -55,20 +55,17 @@ options:
     type: str
     choices: [auto, linux, windows]
     default: auto
+requirements:
+  - pyvmomi >= 8.0.3.0.1
+  - requests >= 2.25 (not 2.32.0 to 2.32.2) for the file transfers
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.guest
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: vsphere
-    support: full
-    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
 notes:
   - The upload goes over HTTPS to the ESXi host that runs the VM (see O(transfer_host)); its certificate is
     checked as O(transfer_validate) says.
@@ -82,6 +79,10 @@ author:
 """
 
 EXAMPLES = r"""
+# The vCenter connection (hostname, username, password) comes from the VMWARE_HOST, VMWARE_USER and
+# VMWARE_PASSWORD environment variables (as AWX's VMware vCenter credential sets them) or from
+# module_defaults for group/guestops.vsphere.vsphere; guest_username and guest_password can come from
+# VMWARE_GUEST_USERNAME and VMWARE_GUEST_PASSWORD the same way.
 - name: Upload a script
   guestops.vsphere.guest_copy:
     name: web01
@@ -107,12 +108,14 @@ EXAMPLES = r"""
 RETURN = r"""
 dest:
   description: The guest path.
-  returned: always
+  returned: when O(dest) is a valid guest file path and the source could be read
   type: str
+  sample: /usr/local/bin/rotate-logs.sh
 size:
   description: Size of the source in bytes.
   returned: success
   type: int
+  sample: 1204
 checksum:
   description: SHA-1 of the source.
   returned: success

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: guest_exec
-short_description: Run a program inside a vSphere VM and return its output
+short_description: Run a command through the guest's shell, or a program, inside a vSphere VM
 version_added: 0.1.0
 description:
   - Runs a program in the guest through VMware Tools (no network access to the guest needed), waits for it
     and returns C(rc), C(stdout) and C(stderr) like M(ansible.builtin.command).
+  - Unlike the O(ansible.builtin.command#module:cmd) of M(ansible.builtin.command), O(cmd) B(is run by the guest's
+    shell) (C(/bin/sh -c) on Linux, C(cmd.exe /c) on Windows), like M(ansible.builtin.shell). Use O(argv) to pass a
+    program and its arguments unchanged, for example values that come from variables.
   - "The output goes to files in a private temporary directory that the module creates, reads after the
     program ends and always deletes, also when the program fails or times out."
   - The exit code is also recorded in that directory, so it is right even when vSphere has already forgotten
@@ -26,14 +29,35 @@ description:
 options:
   cmd:
     description:
-      - A command line run by the guest shell, C(/bin/sh -c) on Linux and C(cmd.exe /c) on Windows, so
-        pipes, redirections and variables work.
+      - A command line B(run by the guest's shell), C(/bin/sh -c) on Linux and C(cmd.exe /c) on Windows, so
+        pipes, redirections and variables work, as with M(ansible.builtin.shell). This is the opposite of the
+        O(ansible.builtin.command#module:cmd) of M(ansible.builtin.command), which runs no shell.
+      - The shell interprets every character, so a value from a variable can change what runs. Use O(argv) for
+        such values, or quote them (for example with the P(ansible.builtin.quote#filter) filter on Linux).
+      - With O(shell=powershell), a PowerShell script instead.
       - Exactly one of O(cmd), O(argv) and O(program) is required.
     type: str
+  shell:
+    description:
+      - How O(cmd) is run. V(default) is the guest shell (see O(cmd)).
+      - V(powershell) runs O(cmd) as a Windows PowerShell script (Windows guests only) with
+        C(powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass). The script is passed with
+        C(-EncodedCommand) (UTF-16LE, base64) while the command line fits into the 8191 characters C(cmd.exe)
+        accepts (a script of up to about 2,800 ASCII characters), else it is uploaded into the private temporary
+        directory as C(script.ps1) (UTF-8 with a byte order mark) and run with C(-File).
+      - The script's exit code is passed on; a script that ends without C(exit) ends with the exit code of
+        the last native program it ran (C(exit $LASTEXITCODE) is appended), and progress output is
+        switched off so that it does not reach stderr as CLIXML.
+      - The PowerShell path is verified by construction only (unit tests decode what is sent); the
+        collection's tests run Windows guests under Wine, which has no PowerShell.
+    type: str
+    choices: [default, powershell]
+    default: default
   argv:
     description:
       - The program and its arguments as a list. Every item is quoted for the guest's shell, so spaces and
-        special characters arrive unchanged.
+        special characters arrive unchanged. This is the safe choice for arguments that come from variables or
+        user input, like O(ansible.builtin.command#module:argv) of M(ansible.builtin.command).
       - On Windows the items pass through C(cmd.exe); an item holding C(%), a double quote or a line break
         is refused, because C(cmd.exe) would change it. Use O(cmd) for such command lines.
     type: list
@@ -90,7 +114,9 @@ options:
         it cannot, the tree is listed with C(wmic) while the program still runs. A process whose parent
         ended before is outside the tree and keeps running.
       - On Linux guests the guest keeps this deadline by itself too (10 seconds later), so the program
-        ends even when the controller dies or loses the connection, and with O(wait=false).
+        ends even when the controller dies or loses the connection, and with O(wait=false). On Windows
+        guests only the controller keeps it; a program whose controller was killed, or one started with
+        O(wait=false) and never collected, runs until it ends by itself.
     type: int
     default: 3600
   retention:
@@ -124,25 +150,26 @@ options:
   guest_os:
     description:
       - How to build the command line. V(auto) uses the VM's guest family (C(windowsGuest) means Windows,
-        anything else Linux/Unix).
+        anything else Linux/Unix); when vSphere leaves the family unset, the guest id that VMware Tools
+        report, then the VM's configured guest id, decide (an id starting with C(win) means Windows).
+        RV(guest_os_source) says which.
     type: str
     choices: [auto, linux, windows]
     default: auto
+requirements:
+  - pyvmomi >= 8.0.3.0.1
+  - requests >= 2.25 (not 2.32.0 to 2.32.2) for the file transfers
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.guest
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
-    support: full
-    details: The program is not run; O(creates) and O(removes) are evaluated.
-  diff_mode:
-    support: none
-  platform:
-    platforms: vsphere
-    support: full
-    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
+    support: partial
+    details: The program is never run in check mode, so nothing about its effect can be predicted. As with
+      M(ansible.builtin.command), only O(creates) and O(removes) are evaluated; otherwise the task reports
+      C(changed=true) and RV(msg).
 notes:
   - Passwords are sent to vSphere only; they never appear on the guest's command line or in the results.
   - Exit code 126 on Linux usually means the program's file system is mounted C(noexec); the error message
@@ -155,6 +182,10 @@ author:
 """
 
 EXAMPLES = r"""
+# The vCenter connection (hostname, username, password) comes from the VMWARE_HOST, VMWARE_USER and
+# VMWARE_PASSWORD environment variables (as AWX's VMware vCenter credential sets them) or from
+# module_defaults for group/guestops.vsphere.vsphere; guest_username and guest_password can come from
+# VMWARE_GUEST_USERNAME and VMWARE_GUEST_PASSWORD the same way.
 - name: Run a shell command
   guestops.vsphere.guest_exec:
     name: web01
@@ -207,122 +238,172 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rc:
-  description: The exit code of the program; null when it was terminated before it recorded one (timeout).
-  returned: when the program ran
+  description:
+    - The exit code of the program.
+    - V(null) when it timed out and was terminated before it recorded one, or when it ended without one.
+    - V(0) when the program was skipped because of O(creates) or O(removes).
+  returned: when the task waited for the program to end (also when it failed or timed out), or skipped it
   type: int
   sample: 0
 timed_out:
   description: Whether the program ran out of O(timeout) and was terminated.
-  returned: when the program ran
+  returned: when the task waited for the program to end (also when it failed or timed out)
   type: bool
   sample: false
 fault:
-  description: The vSphere fault (or network error) type behind a failure, for example V(GuestOperationsUnavailable).
-  returned: failure
+  description: The vSphere fault (or network error) type behind a failure, or V(null) when the failure had none.
+  returned: when a step of the task failed (not for invalid options)
   type: str
+  sample: GuestOperationsUnavailable
 step:
-  description: The step of the workflow that failed, for example V(Starting the program).
-  returned: failure
+  description: The step of the workflow that failed.
+  returned: when a step of the task failed (not for invalid options)
   type: str
+  sample: Starting the program
 retryable:
   description: Whether running the task again may succeed (the failure was transient).
-  returned: failure
+  returned: when a step of the task failed (not for invalid options)
   type: bool
+  sample: false
 output_errors:
   description: Why stdout or stderr could not be read after the program ended; RV(rc) is still reported.
   returned: when an output could not be read
   type: list
   elements: str
+  sample:
+    - "stdout could not be read: Downloading '/tmp/ansible-exec-x1796000000-0123456789abcdef-vmware4/stdout' failed"
 stdout:
-  description: Standard output, trailing newlines removed.
-  returned: when the program ran and ended
+  description:
+    - Standard output, trailing newlines removed.
+    - Empty with O(stdout_path). When the program was skipped, the reason (as RV(msg)).
+  returned: when the task waited for the program to end (also when it failed or timed out), or skipped it
   type: str
+  sample: nginx version 1.24.0
 stderr:
-  description: Standard error, trailing newlines removed.
-  returned: when the program ran and ended
+  description: Standard error, trailing newlines removed. Empty with O(stderr_path).
+  returned: when the task waited for the program to end (also when it failed or timed out), or skipped it
   type: str
+  sample: ''
 stdout_lines:
   description: RV(stdout) split into lines.
-  returned: when the program ran and ended
+  returned: when the task waited for the program to end (also when it failed or timed out), or skipped it
   type: list
   elements: str
+  sample: [nginx version 1.24.0]
 stderr_lines:
   description: RV(stderr) split into lines.
-  returned: when the program ran and ended
+  returned: when the task waited for the program to end (also when it failed or timed out), or skipped it
   type: list
   elements: str
+  sample: []
 start:
   description: When the program was started, as seen by the host running the module.
-  returned: when the program ran
+  returned: when the program was started
   type: str
   sample: '2025-01-31 12:00:00.000000'
 end:
-  description: When the module saw the program's end.
-  returned: when the program ran and ended
+  description: When the module saw the program's end (or its timeout).
+  returned: when the task waited for the program to end (also when it failed or timed out)
   type: str
+  sample: '2025-01-31 12:00:01.204316'
 delta:
   description: The time between RV(start) and RV(end).
-  returned: when the program ran and ended
+  returned: when the task waited for the program to end (also when it failed or timed out)
   type: str
   sample: '0:00:01.204316'
+guest_os:
+  description: V(linux) or V(windows), as O(guest_os) set it or as vSphere reports the guest.
+  returned: when the VM was found
+  type: str
+  sample: linux
+guest_os_source:
+  description:
+    - What decided RV(guest_os) - V(guest_os option), V(guest.guestFamily), or, when the family is unset,
+      V(guest.guestId) or V(config.guestId) (see M(guestops.vsphere.guest_info)).
+  returned: when the VM was found
+  type: str
+  sample: guest.guestFamily
+script_delivery:
+  description:
+    - How the PowerShell script reached the guest - V(encoded_command) (inline) or V(uploaded_file).
+  returned: with O(shell=powershell), when the program was started
+  type: str
+  sample: encoded_command
 pid:
   description: The guest process id.
   returned: when the program was started
   type: int
+  sample: 4242
 cmd:
   description: The command as given (O(cmd), O(argv) or O(program) with O(arguments)).
-  returned: always
+  returned: when the options were valid
   type: raw
+  sample: systemctl is-active nginx && nginx -v
 msg:
-  description: Why the program did not run (O(creates)/O(removes), check mode).
-  returned: when the program was skipped
+  description: Why the program did not run (O(creates)/O(removes)), that it would run (check mode), or why the task
+    failed.
+  returned: when the program was skipped, in check mode, and on failure
   type: str
+  sample: Did not run the program since '/srv/data/done' exists
 stdout_truncated:
   description: Set when RV(stdout) was cut at O(output_limit).
   returned: when truncated
   type: bool
+  sample: true
 stderr_truncated:
   description: Set when RV(stderr) was cut at O(output_limit).
   returned: when truncated
   type: bool
+  sample: true
 job:
-  description: Handle for M(guestops.vsphere.guest_exec_status).
-  returned: with O(wait=false)
+  description: Handle for M(guestops.vsphere.guest_exec_status) and M(guestops.vsphere.guest_job). Pass it on unchanged.
+  returned: with O(wait=false), when the program was started
   type: dict
   contains:
     vm:
       description: Name and moid of the VM.
       type: dict
+      sample: {name: web01, moid: vm-42}
     pid:
       description: The guest process id.
       type: int
+      sample: 4242
     temp_dir:
       description: The job's private temporary directory in the guest.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312
     token:
       description: Proves that the job handle belongs to RV(job.temp_dir); a changed handle is refused.
       type: str
+      sample: 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d
     expires:
       description: Unix time after which a later run may delete the job's directory.
       type: int
+      sample: 1796000000
     timeout:
       description: The O(timeout) the program runs under.
       type: int
+      sample: 3600
     stdout_path:
       description: Guest file with standard output.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/stdout
     stderr_path:
       description: Guest file with standard error.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/stderr
     rc_path:
       description: Guest file in which the exit code is recorded (null with O(program)).
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/rc
     guest_os:
       description: V(linux) or V(windows).
       type: str
+      sample: linux
     start:
       description: When the program was started.
       type: str
+      sample: '2025-01-31 12:00:00.000000'
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
@@ -337,6 +418,7 @@ def main():
     module = GuestOpsModule(
         argument_spec=dict(
             cmd=dict(type='str'),
+            shell=dict(type='str', default='default', choices=['default', 'powershell']),
             argv=dict(type='list', elements='str'),
             program=dict(type='str'),
             arguments=dict(type='str'),

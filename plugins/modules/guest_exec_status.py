@@ -52,21 +52,18 @@ options:
       - At most this many bytes of stdout and of stderr are returned.
     type: int
     default: 10485760
+requirements:
+  - pyvmomi >= 8.0.3.0.1
+  - requests >= 2.25 (not 2.32.0 to 2.32.2) for the file transfers
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.guest
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: partial
     details: Reports the status; O(cleanup) and O(terminate) are not carried out.
-  diff_mode:
-    support: none
-  platform:
-    platforms: vsphere
-    support: full
-    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
 seealso:
   - module: guestops.vsphere.guest_exec
 author:
@@ -74,6 +71,10 @@ author:
 """
 
 EXAMPLES = r"""
+# The vCenter connection (hostname, username, password) comes from the VMWARE_HOST, VMWARE_USER and
+# VMWARE_PASSWORD environment variables (as AWX's VMware vCenter credential sets them) or from
+# module_defaults for group/guestops.vsphere.vsphere; guest_username and guest_password can come from
+# VMWARE_GUEST_USERNAME and VMWARE_GUEST_PASSWORD the same way.
 - name: Start a backup without waiting
   guestops.vsphere.guest_exec:
     name: db01
@@ -106,63 +107,106 @@ EXAMPLES = r"""
 RETURN = r"""
 finished:
   description: Whether the program has ended.
-  returned: always
+  returned: when the job was checked
   type: bool
+  sample: true
 pid:
   description: The guest process id.
-  returned: always
+  returned: when the job was checked
   type: int
+  sample: 4242
 rc:
-  description: The exit code.
+  description:
+    - The exit code, from the job's directory (or from vSphere's record for the O(guestops.vsphere.guest_exec#module:program)
+      form).
+    - V(null) when the program was terminated, or ended, before it recorded one.
   returned: when finished
   type: int
+  sample: 0
 stdout:
-  description: Standard output (not fetched when the job wrote to a caller-given file).
+  description: Standard output (empty when the job wrote to a caller-given file).
   returned: when finished
   type: str
+  sample: backup complete
 stderr:
-  description: Standard error (not fetched when the job wrote to a caller-given file).
+  description: Standard error (empty when the job wrote to a caller-given file).
   returned: when finished
   type: str
+  sample: ''
 stdout_lines:
   description: RV(stdout) split into lines.
   returned: when finished
   type: list
   elements: str
+  sample: [backup complete]
 stderr_lines:
   description: RV(stderr) split into lines.
   returned: when finished
   type: list
   elements: str
+  sample: []
+stdout_truncated:
+  description: Set when RV(stdout) was cut at O(output_limit).
+  returned: when truncated
+  type: bool
+  sample: true
+stderr_truncated:
+  description: Set when RV(stderr) was cut at O(output_limit).
+  returned: when truncated
+  type: bool
+  sample: true
 start:
   description: When the program was started.
   returned: when finished
   type: str
+  sample: '2025-01-31 12:00:00.000000'
 end:
   description: When the program ended (from the guest's process record when available).
   returned: when finished
   type: str
+  sample: '2025-01-31 12:41:07.000000'
 delta:
   description: The time between RV(start) and RV(end).
   returned: when finished
   type: str
+  sample: '0:41:07'
 timed_out:
   description: Whether the guest ended the program at its deadline (the job's timeout).
   returned: when finished
   type: bool
+  sample: false
 output_errors:
   description: Why stdout or stderr could not be read; RV(rc) is still reported.
   returned: when an output could not be read
   type: list
   elements: str
+  sample:
+    - "stdout could not be read: Downloading '/tmp/ansible-exec-x1796000000-0123456789abcdef-vmware4/stdout' failed"
 terminated:
   description: Set when this call terminated the program.
   returned: with O(terminate=true) on a running program
   type: bool
+  sample: true
 cleaned_up:
   description: Set when the job's temporary directory was deleted.
   returned: with O(cleanup=true) on a finished job
   type: bool
+  sample: true
+fault:
+  description: The vSphere fault (or network error) type behind a failure, or V(null) when the failure had none.
+  returned: when a step of the task failed (not for invalid options or a refused job handle)
+  type: str
+  sample: GuestOperationsUnavailable
+step:
+  description: The step that failed.
+  returned: when a step of the task failed (not for invalid options or a refused job handle)
+  type: str
+  sample: Reading the exit code
+retryable:
+  description: Whether running the task again may succeed.
+  returned: when a step of the task failed (not for invalid options or a refused job handle)
+  type: bool
+  sample: false
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule

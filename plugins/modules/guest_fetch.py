@@ -24,6 +24,8 @@ options:
     description:
       - Local path on the host running the module. An existing directory, or a path ending in V(/), receives
         the file under the base name of O(src).
+      - A relative path is taken from the working directory of the module, which is the directory Ansible was
+        started in when the task runs on the controller; RV(dest) returns the absolute path.
     type: path
     required: true
   fail_on_missing:
@@ -31,20 +33,17 @@ options:
       - Fail when O(src) does not exist. With V(false) a missing file is reported with C(changed=false).
     type: bool
     default: true
+requirements:
+  - pyvmomi >= 8.0.3.0.1
+  - requests >= 2.25 (not 2.32.0 to 2.32.2) for the file transfers
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.guest
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: vsphere
-    support: full
-    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
 seealso:
   - module: guestops.vsphere.guest_copy
 author:
@@ -52,6 +51,10 @@ author:
 """
 
 EXAMPLES = r"""
+# The vCenter connection (hostname, username, password) comes from the VMWARE_HOST, VMWARE_USER and
+# VMWARE_PASSWORD environment variables (as AWX's VMware vCenter credential sets them) or from
+# module_defaults for group/guestops.vsphere.vsphere; guest_username and guest_password can come from
+# VMWARE_GUEST_USERNAME and VMWARE_GUEST_PASSWORD the same way.
 - name: Fetch a log file
   guestops.vsphere.guest_fetch:
     name: web01
@@ -65,24 +68,30 @@ EXAMPLES = r"""
 RETURN = r"""
 src:
   description: The guest path.
-  returned: always
+  returned: when O(src) is an absolute guest path
   type: str
+  sample: /var/log/app/error.log
 dest:
-  description: The local file written (with the base name of O(src) appended for a directory).
-  returned: always
+  description: The absolute path of the local file (with the base name of O(src) appended for a directory), as
+    M(ansible.builtin.fetch) returns it.
+  returned: when O(src) is an absolute guest path
   type: str
+  sample: /home/deploy/playbooks/logs/web01/error.log
 size:
-  description: Size in bytes.
+  description: Size in bytes (in check mode the size the guest reports).
   returned: when the file exists
   type: int
+  sample: 5123
 checksum:
-  description: SHA-1 of the file (in check mode only known when it was compared).
+  description: SHA-1 of the file; in check mode V(null) unless the local file had the same size and was compared.
   returned: when the file exists
   type: str
+  sample: 2aae6c35c94fcfb415dbe95f408b9ce91ee846ed
 msg:
   description: Says that nothing was fetched because O(src) does not exist.
   returned: when O(src) is missing and O(fail_on_missing=false)
   type: str
+  sample: the file '/var/log/app/error.log' does not exist in the guest; nothing fetched
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule

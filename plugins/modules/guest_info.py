@@ -47,24 +47,26 @@ options:
     type: str
     choices: [ca, thumbprint, none]
     default: ca
+requirements:
+  - pyvmomi >= 8.0.3.0.1
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: full
-  diff_mode:
-    support: none
   platform:
-    platforms: vsphere
-    support: full
-    description: Talks to vCenter or ESXi through the vSphere API.
+    details: Reads the VM from vCenter or ESXi through the vSphere API; a given guest login is checked by VMware Tools
+      in the guest.
 author:
   - guestops.vsphere maintainers (@guestops)
 """
 
 EXAMPLES = r"""
+# The connection is given in the task here; without hostname, username and password the module reads
+# VMWARE_HOST, VMWARE_USER and VMWARE_PASSWORD (as AWX's VMware vCenter credential sets them), and
+# module_defaults for group/guestops.vsphere.vsphere can set them for every module of the collection.
 - name: Wait until guest operations are possible in a freshly powered-on VM
   guestops.vsphere.guest_info:
     hostname: vcenter.example.com
@@ -90,6 +92,14 @@ guest_os:
   returned: success
   type: str
   sample: linux
+guest_os_source:
+  description:
+    - What decided RV(guest_os) - V(guest.guestFamily), or, when the family is unset,
+      V(guest.guestId) (reported by VMware Tools) or V(config.guestId) (the VM's configured guest OS).
+    - V(nothing reported (assumed linux)) when vSphere reports none of them.
+  returned: success
+  type: str
+  sample: guest.guestFamily
 vm:
   description: Identity of the VM.
   returned: success
@@ -123,41 +133,52 @@ guest:
     tools_running_status:
       description: For example V(guestToolsRunning) or V(guestToolsNotRunning).
       type: str
+      sample: guestToolsRunning
     tools_version_status:
       description: For example V(guestToolsCurrent), V(guestToolsNotInstalled).
       type: str
+      sample: guestToolsCurrent
     tools_status:
       description: The older combined status, for example V(toolsOk).
       type: str
+      sample: toolsOk
     guest_operations_ready:
       description: Whether the VM can process guest operations now.
       type: bool
+      sample: true
     interactive_guest_operations_ready:
       description: Whether interactive guest operations are possible.
       type: bool
+      sample: false
     guest_family:
       description: For example V(linuxGuest) or V(windowsGuest).
       type: str
+      sample: linuxGuest
     guest_id:
       description: The guest OS identifier.
       type: str
+      sample: ubuntu64Guest
     guest_full_name:
       description: The guest OS name.
       type: str
+      sample: Ubuntu Linux (64-bit)
     guest_state:
       description: For example V(running).
       type: str
+      sample: running
     hostname:
       description: The host name reported by the guest.
       type: str
+      sample: web01.example.com
     ip_address:
       description: The primary IP address reported by the guest.
       type: str
+      sample: 10.0.0.21
 """
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._module import GuestOpsModule
 from ansible_collections.guestops.vsphere.plugins.module_utils._exec import wait_until_ready
-from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_of
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_source
 
 
 def main():
@@ -179,8 +200,9 @@ def main():
             wait_until_ready(target.session, target.vm, params['timeout'])
         if target.client is not None and target.vm.readiness_problem() is None:
             target.client.validate_credentials()
+        guest_os, source = guest_os_source('auto', target.vm)
         return dict(changed=False, vm=target.vm.identity(), guest=target.vm.guest_facts(),
-                    guest_os=guest_os_of('auto', target.vm))
+                    guest_os=guest_os, guest_os_source=source)
 
     module.run(report, check_ready=False)
 

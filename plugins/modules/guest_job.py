@@ -43,6 +43,13 @@ options:
       - With V(started), a command line run by the guest shell, as O(guestops.vsphere.guest_exec#module:cmd).
       - Exactly one of O(cmd), O(argv) and O(program) is required with V(started).
     type: str
+  shell:
+    description:
+      - With V(started), how O(cmd) is run, as O(guestops.vsphere.guest_exec#module:shell); V(powershell) runs
+        it as a Windows PowerShell script.
+    type: str
+    choices: [default, powershell]
+    default: default
   argv:
     description:
       - With V(started), the program and its arguments as a list, as O(guestops.vsphere.guest_exec#module:argv).
@@ -89,21 +96,18 @@ options:
     type: str
     choices: [auto, linux, windows]
     default: auto
+requirements:
+  - pyvmomi >= 8.0.3.0.1
+  - requests >= 2.25 (not 2.32.0 to 2.32.2) for the file transfers
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.guest
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: none
     details: Nothing is created, started or removed; the role skips these steps in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: vsphere
-    support: full
-    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
 seealso:
   - module: guestops.vsphere.guest_exec
   - module: guestops.vsphere.guest_exec_status
@@ -114,8 +118,10 @@ author:
 """
 
 EXAMPLES = r"""
-# The connection comes from the VMWARE_* environment variables (as AWX's VMware credential sets them)
-# or from module_defaults for group/guestops.vsphere.vsphere.
+# The vCenter connection (hostname, username, password) comes from the VMWARE_HOST, VMWARE_USER and
+# VMWARE_PASSWORD environment variables (as AWX's VMware vCenter credential sets them) or from
+# module_defaults for group/guestops.vsphere.vsphere; guest_username and guest_password can come from
+# VMWARE_GUEST_USERNAME and VMWARE_GUEST_PASSWORD the same way.
 - name: Run a script step by step
   delegate_to: localhost
   block:
@@ -165,36 +171,60 @@ job:
     vm:
       description: Name and moid of the VM.
       type: dict
+      sample: {name: web01, moid: vm-42}
     temp_dir:
       description: The job's private directory in the guest.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312
     token:
       description: Proves that the handle belongs to RV(job.temp_dir).
       type: str
+      sample: 3f2a9c0d4b1e8f7a6c5d4e3f2a1b0c9d
     expires:
       description: Unix time after which a later run may delete the directory.
       type: int
+      sample: 1796000000
     pid:
       description: The guest process id (after V(started)).
       type: int
+      sample: 4242
     start:
       description: When the program was started.
       type: str
+      sample: '2025-01-31 12:00:00.000000'
     stdout_path:
       description: Guest file with standard output.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/stdout
     stderr_path:
       description: Guest file with standard error.
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/stderr
     rc_path:
       description: Guest file in which the exit code is recorded (null with O(program)).
       type: str
+      sample: /tmp/vmware-root_766-2990744190/ansible-exec-x1796000000-0123456789abcdef-vmware4312/rc
     guest_os:
       description: V(linux) or V(windows).
       type: str
+      sample: linux
     timeout:
       description: The timeout the job runs under.
       type: int
+      sample: 600
+guest_os_source:
+  description:
+    - What decided RV(job.guest_os) - V(guest_os option), V(guest.guestFamily), V(guest.guestId) or
+      V(config.guestId) (see M(guestops.vsphere.guest_info)).
+  returned: with V(prepared)
+  type: str
+  sample: guest.guestFamily
+script_delivery:
+  description:
+    - How the PowerShell script reached the guest - V(encoded_command) (inline) or V(uploaded_file).
+  returned: with V(started) and O(shell=powershell)
+  type: str
+  sample: encoded_command
 pid:
   description: The guest process id.
   returned: with V(started)
@@ -213,7 +243,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (
     start_job,
 )
 from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError
-from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_of, is_absolute
+from ansible_collections.guestops.vsphere.plugins.module_utils._paths import guest_os_source, is_absolute
 
 
 def main():
@@ -222,6 +252,7 @@ def main():
             state=dict(type='str', required=True, choices=['prepared', 'started', 'absent']),
             job=dict(type='dict'),
             cmd=dict(type='str'),
+            shell=dict(type='str', default='default', choices=['default', 'powershell']),
             argv=dict(type='list', elements='str'),
             program=dict(type='str'),
             arguments=dict(type='str'),
@@ -267,15 +298,19 @@ def main():
     def step(target):
         warnings = []
         if state == 'prepared':
-            prepared = prepare_job(target.client, guest_os_of(params['guest_os'], target.vm), params['timeout'],
-                                   params['retention'], params['directory_path'], warn=warnings.append)
-            return dict(changed=True, job=prepared.handle(), warnings=warnings)
+            guest_os, source = guest_os_source(params['guest_os'], target.vm)
+            prepared = prepare_job(target.client, guest_os, params['timeout'], params['retention'],
+                                   params['directory_path'], warn=warnings.append)
+            return dict(changed=True, job=prepared.handle(), guest_os_source=source, warnings=warnings)
         job.check_vm(target.vm)
         if state == 'started':
             request = ProgramRequest.from_params(params)
             request.check_paths(job.guest_os)
             start_job(target.client, job, request)
-            return dict(changed=True, job=job.handle(), pid=job.pid)
+            result = dict(changed=True, job=job.handle(), pid=job.pid)
+            if job.script_delivery:
+                result['script_delivery'] = job.script_delivery
+            return result
         return dict(changed=remove_job(target.client, job))
 
     module.run(step, vm_selector=selector)

@@ -37,26 +37,26 @@ options:
         allows executing programs when the default temporary location is mounted C(noexec).
       - If not set, the guest's default temporary location for the guest user is used.
     type: str
+requirements:
+  - pyvmomi >= 8.0.3.0.1
 extends_documentation_fragment:
   - guestops.vsphere.vsphere
   - guestops.vsphere.vsphere.guest
-  - guestops.vsphere.vsphere.actiongroup
-  - ansible.builtin.action_common_attributes
+  - guestops.vsphere.attributes
+  - guestops.vsphere.attributes.actiongroup_vsphere
 attributes:
   check_mode:
     support: partial
     details: In check mode nothing is created, RV(path) is not returned and C(changed) is V(true).
-  diff_mode:
-    support: none
-  platform:
-    platforms: vsphere
-    support: full
-    description: Works inside Linux and Windows guests through the vSphere Guest Operations API.
 author:
   - guestops.vsphere maintainers (@guestops)
 """
 
 EXAMPLES = r"""
+# The vCenter connection (hostname, username, password) comes from the VMWARE_HOST, VMWARE_USER and
+# VMWARE_PASSWORD environment variables (as AWX's VMware vCenter credential sets them) or from
+# module_defaults for group/guestops.vsphere.vsphere; guest_username and guest_password can come from
+# VMWARE_GUEST_USERNAME and VMWARE_GUEST_PASSWORD the same way.
 - name: Make a private work directory in the guest
   guestops.vsphere.guest_tempdir:
     name: web01
@@ -115,8 +115,9 @@ def main():
             return dict(changed=True)
         make = target.client.make_temp_file if params['state'] == 'file' else target.client.make_temp_dir
         path = make(prefix=params['prefix'], suffix=params['suffix'], directory_path=params['directory_path'])
-        sweep_expired(target.client, split(path)[0], time.time(), warn=module.warn)
-        return dict(changed=True, path=path)
+        warnings = []
+        sweep_expired(target.client, split(path)[0], time.time(), warn=warnings.append)
+        return dict(changed=True, path=path, warnings=warnings)
 
     module.run(create)
 

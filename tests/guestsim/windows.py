@@ -32,7 +32,10 @@ from .guest import POLL_SECONDS, GuestProcess, GuestSystem, _utc_seconds, errno_
 LOG = logging.getLogger(__name__)
 
 WINSRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'winsrc')
-PROGRAMS = ('launcher', 'argv', 'sleep')
+PROGRAMS = ('launcher', 'argv', 'sleep', 'powershell')
+# Wine's powershell.exe is a stub that ignores the script and exits 0; winsrc/powershell.c replaces it
+# with a stand-in that shows what it was given and fails (see README, "What Wine cannot show").
+POWERSHELL_PATH = ('windows', 'system32', 'WindowsPowerShell', 'v1.0', 'powershell.exe')
 # Debian's wine64 package does not put its loader on PATH (only the `wine` package's wrapper does).
 WINE_CANDIDATES = ('/usr/lib/wine/wine64', '/usr/lib64/wine/wine64', '/usr/bin/wine64', '/usr/bin/wine')
 MINGW_GCC = 'x86_64-w64-mingw32-gcc'
@@ -201,7 +204,7 @@ class WindowsGuestSystem(GuestSystem):
     def wine_env(self, **extra) -> dict:
         """The Unix environment of every Wine process of this VM: its own prefix, no display."""
         env = {'PATH': '/usr/bin:/bin', 'HOME': self.vm_dir, 'USER': self.prefix_user, 'LOGNAME': self.prefix_user,
-               'WINEPREFIX': self.prefix, 'WINEDEBUG': '-all', 'WINEDLLOVERRIDES': 'mscoree,mshtml=',
+               'WINEPREFIX': self.prefix, 'WINEDEBUG': '-all', 'WINEDLLOVERRIDES': 'mscoree,mshtml=;powershell.exe=n',
                'LANG': 'C.UTF-8'}
         env.update(extra)
         return env
@@ -255,6 +258,11 @@ class WindowsGuestSystem(GuestSystem):
         os.makedirs(target, exist_ok=True)
         for name, path in programs.items():
             if name == 'launcher':
+                continue
+            if name == 'powershell':
+                powershell = os.path.join(self.root, *POWERSHELL_PATH)
+                os.makedirs(os.path.dirname(powershell), exist_ok=True)
+                shutil.copyfile(path, powershell)
                 continue
             shutil.copyfile(path, os.path.join(target, name + '.exe'))
         self.launcher = os.path.join(self.requests_dir, 'launcher.exe')

@@ -3,6 +3,7 @@ attributes. Wine and mingw-w64 are required (make windows-tools): their absence 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -180,6 +181,26 @@ def test_argv_printer_through_cmd_exe(win):
     assert info.exitCode == 0
     data = json.loads(_read(win, base + '\\argv.json'))
     assert data['argv'][1:] == ['a & b', 'c>d', 'x&y', 'Windows_NT', 'Windows_NT']
+    win.files.DeleteDirectoryInGuest(win.vm, win.auth, base, True)
+
+
+def test_powershell_is_a_stand_in_that_shows_its_script_and_fails(win):
+    """Wine has no PowerShell: powershell.exe decodes -EncodedCommand (or reads -File), prints
+    what it got as JSON and exits 1, so nothing can pass for a PowerShell run."""
+    base = win.temp_dir()
+    script = 'Write-Output "gr\u00fc\u00dfe"; exit 3'
+    encoded = base64.b64encode(script.encode('utf-16-le')).decode('ascii')
+    powershell = 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe'
+    info = _cmd(win, '%s -NoProfile -EncodedCommand %s >%s\\out 2>%s\\err' % (powershell, encoded, base, base))
+    assert info.exitCode == 1
+    data = json.loads(_read(win, base + '\\out'))
+    assert data['argv'][1:] == ['-NoProfile', '-EncodedCommand', encoded]
+    assert data['script'] == script
+    assert 'no PowerShell' in _read(win, base + '\\err')
+    win.upload(base + '\\s.ps1', b'\xef\xbb\xbf' + script.encode('utf-8'))
+    _cmd(win, '%s -File %s\\s.ps1 >%s\\out' % (powershell, base, base))
+    data = json.loads(_read(win, base + '\\out'))
+    assert (data['script'], data['bom']) == (script, True)
     win.files.DeleteDirectoryInGuest(win.vm, win.auth, base, True)
 
 

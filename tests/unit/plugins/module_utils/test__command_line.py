@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 import shutil
@@ -14,12 +15,17 @@ import time
 import pytest
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import (
+    CMD_LINE_LIMIT,
     DEFAULT_POSIX_PATH,
     LINUX_SHELL,
+    POWERSHELL,
     WINDOWS_SHELL,
     CommandLineError,
+    CommandTooLong,
     JobFiles,
     build_program,
+    powershell_file_bytes,
+    powershell_script,
     cmd_escape,
     linux_raw,
     output_paths,
@@ -29,7 +35,6 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._command_line imp
     posix_quote,
     windows_env,
     windows_cmd_join,
-    windows_join,
     windows_quote_arg,
     windows_wrapped,
 )
@@ -97,7 +102,6 @@ def test_linux_cmd_form_uses_sh_wrapper():
     assert words[2:] == ['guestops-run', 'echo hi | tr a-z A-Z', '/t/out', '/t/err', '/t/rc', '', '']
     assert spec.working_directory == '/srv'
     assert spec.env == ['A=b', 'PATH=' + DEFAULT_POSIX_PATH]
-    assert spec.display == 'echo hi | tr a-z A-Z'
 
 
 def test_linux_argv_form_quotes_every_word():
@@ -296,11 +300,6 @@ def test_windows_quote_arg_round_trips(value):
     assert command_line_to_argv(windows_quote_arg(value)) == [value]
 
 
-def test_windows_join_round_trips():
-    values = [v for v in TRICKY if '\n' not in v]
-    assert command_line_to_argv(windows_join(values)) == values
-
-
 @pytest.mark.parametrize('argv', [
     ['C:\\p\\x.exe', 'a&b', 'c|d', '<in>', 'x^y', '(grp)', 'two words', '', 'tail\\'],
     ['C:\\Program Files\\app.exe', '/q', 'C:\\dir with space\\'],
@@ -361,7 +360,9 @@ def test_windows_wrapped_without_rc():
 def test_windows_argv_form():
     spec = build_program('windows', argv=['C:\\Program Files\\x.exe', 'a b'], stdout_path='C:\\o',
                          stderr_path='C:\\e', rc_path='C:\\r')
-    assert spec.display == '"C:\\Program Files\\x.exe" "a b"'
+    assert spec.program_path == WINDOWS_SHELL
+    # the inner cmd.exe gets the quoted argv, escaped with carets for the outer cmd.exe
+    assert '/d /s /c ^"^"C:\\Program Files\\x.exe^" ^"a b^"^"& call echo' in spec.arguments
 
 
 def test_windows_raw_form():
@@ -374,6 +375,73 @@ def test_windows_raw_form():
 def test_windows_paths_with_quotes_are_refused():
     with pytest.raises(CommandLineError):
         windows_wrapped('dir', 'C:\\a"b', 'C:\\e')
+
+
+# --------------------------------------------------------------------------- PowerShell
+
+POWERSHELL_SCRIPT = 'Get-ChildItem "C:\\Program Files" | Select -First 3\n& cmd /c "exit 7"\r\n$x = 100% -f (1) <# ü #>\n'
+
+
+def inner_command_line(spec):
+    """What the inner cmd.exe of the Windows wrapper runs: the outer /s /c line without its quotes,
+    after cmd.exe's caret phase, between the inner ``/d /s /c "`` and the ``"&`` that follows."""
+    line = cmd_unescape(spec.arguments[len('/d /s /c "'):-1])
+    start = line.index(' /d /s /c "') + len(' /d /s /c "')
+    return line[start:line.rindex('"& call echo')]
+
+
+def run_powershell_spec(script, script_path=None):
+    return build_program('windows', cmd=script, shell='powershell', stdout_path='C:\\T\\stdout',
+                         stderr_path='C:\\T\\stderr', rc_path='C:\\T\\rc', script_path=script_path)
+
+
+def test_powershell_script_is_passed_with_encoded_command_and_decodes_back():
+    spec = run_powershell_spec(POWERSHELL_SCRIPT)
+    argv = command_line_to_argv(inner_command_line(spec))
+    assert argv[:6] == [POWERSHELL, '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-EncodedCommand']
+    assert len(argv) == 7
+    decoded = base64.b64decode(argv[6], validate=True).decode('utf-16-le')
+    assert decoded == powershell_script(POWERSHELL_SCRIPT)
+    lines = decoded.splitlines()
+    assert lines[0] == "$ProgressPreference = 'SilentlyContinue'"
+    assert lines[-1] == 'exit $LASTEXITCODE'
+    assert '\n'.join(lines[1:-1]) == POWERSHELL_SCRIPT.rstrip('\r\n').replace('\r\n', '\n')
+    assert '%^ERRORLEVEL%' in spec.arguments  # the exit code is recorded as for cmd
+
+
+def test_a_powershell_script_too_long_for_cmd_exe_asks_for_an_upload():
+    fits = 'Write-Output x\n' * 150
+    assert len(run_powershell_spec(fits).arguments) <= CMD_LINE_LIMIT
+    with pytest.raises(CommandTooLong):
+        run_powershell_spec('Write-Output x\n' * 300)
+
+
+def test_an_uploaded_powershell_script_runs_with_file():
+    spec = run_powershell_spec('Write-Output x\n' * 3000, script_path='C:\\T\\script.ps1')
+    argv = command_line_to_argv(inner_command_line(spec))
+    assert argv == [POWERSHELL, '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', 'C:\\T\\script.ps1']
+
+
+def test_the_uploaded_powershell_file_is_utf8_with_a_byte_order_mark():
+    data = powershell_file_bytes('Write-Output "grüße"')
+    assert data.startswith(b'\xef\xbb\xbf')
+    assert data[3:].decode('utf-8') == powershell_script('Write-Output "grüße"')
+
+
+@pytest.mark.parametrize('kwargs, reason', [
+    (dict(guest_os='linux', cmd='Get-Date'), 'Windows guest'),
+    (dict(guest_os='windows', argv=['a']), 'argv and program'),
+    (dict(guest_os='windows', program='C:\\x.exe'), 'argv and program'),
+    (dict(guest_os='windows', cmd='  '), 'empty'),
+])
+def test_powershell_needs_a_windows_guest_and_a_script(kwargs, reason):
+    with pytest.raises(CommandLineError, match=reason):
+        build_program(shell='powershell', **kwargs)
+
+
+def test_a_windows_command_line_longer_than_cmd_exe_takes_is_refused():
+    with pytest.raises(CommandTooLong, match='at most 8191'):
+        build_program('windows', cmd='echo ' + 'x' * 8200, stdout_path='C:\\o', stderr_path='C:\\e')
 
 
 def test_windows_env_defaults():

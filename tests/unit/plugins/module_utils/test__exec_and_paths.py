@@ -19,7 +19,9 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (  #
 from ansible_collections.guestops.vsphere.plugins.module_utils._files import local_dest, parse_mode  # noqa: E402
 from ansible_collections.guestops.vsphere.plugins.module_utils._paths import (  # noqa: E402
     guest_os_of,
+    guest_os_source,
     is_absolute,
+    is_inside,
     refuse_delete as refuse_path,
 )
 from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError  # noqa: E402
@@ -66,6 +68,24 @@ def test_parse_mode_rejects(mode):
         parse_mode(mode)
 
 
+@pytest.mark.parametrize('path, directory, guest_os, expected', [
+    ('/tmp/job/stdout', '/tmp/job', 'linux', True),
+    ('/tmp/job/sub/out', '/tmp/job/', 'linux', True),
+    ('/tmp/job', '/tmp/job', 'linux', False),
+    ('/tmp/job/', '/tmp/job', 'linux', False),
+    ('/tmp/jobber/out', '/tmp/job', 'linux', False),
+    ('/etc/shadow', '/tmp/job', 'linux', False),
+    ('/tmp/job/../../etc/shadow', '/tmp/job', 'linux', False),
+    ('C:\\T\\job\\stdout', 'C:\\T\\job', 'windows', True),
+    ('C:\\T\\job\\..\\x', 'C:\\T\\job', 'windows', False),
+    ('C:\\T\\jobs\\x', 'C:\\T\\job', 'windows', False),
+    (None, '/tmp/job', 'linux', False),
+    (['/tmp/job/x'], '/tmp/job', 'linux', False),
+])
+def test_is_inside(path, directory, guest_os, expected):
+    assert is_inside(path, directory, guest_os) is expected
+
+
 def test_local_dest(tmp_path):
     assert local_dest('/var/log/x.log', str(tmp_path)) == os.path.join(str(tmp_path), 'x.log')
     assert local_dest('/var/log/x.log', '/no/such/dir/') == '/no/such/dir/x.log'
@@ -89,6 +109,21 @@ def test_guest_os_of(requested, family, expected):
 def test_guest_os_of_an_unset_family_falls_back_to_the_guest_id(family, guest_id, expected):
     vm = VirtualMachine(vim.VirtualMachine('vm-1'), {'guest.guestFamily': family, 'guest.guestId': guest_id})
     assert guest_os_of('auto', vm) == expected
+
+
+@pytest.mark.parametrize('props, expected', [
+    ({'guest.guestFamily': 'windowsGuest', 'guest.guestId': 'otherLinux64Guest'}, ('windows', 'guest.guestFamily')),
+    ({'guest.guestId': 'windows2019srv_64Guest', 'config.guestId': 'otherLinux64Guest'}, ('windows', 'guest.guestId')),
+    # Tools not (yet) reporting: the VM's configured guest OS decides (community.vmware#2099).
+    ({'guest.guestFamily': None, 'guest.guestId': None, 'config.guestId': 'windows9Server64Guest'},
+     ('windows', 'config.guestId')),
+    ({'config.guestId': 'rhel9_64Guest'}, ('linux', 'config.guestId')),
+    ({}, ('linux', 'nothing reported (assumed linux)')),
+])
+def test_guest_os_source_names_the_field_that_decided(props, expected):
+    vm = VirtualMachine(vim.VirtualMachine('vm-1'), props)
+    assert guest_os_source('auto', vm) == expected
+    assert guest_os_source('linux', vm) == ('linux', 'guest_os option')
 
 
 @pytest.mark.parametrize('path, guest_os, expected', [

@@ -24,7 +24,6 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (  
     management_ips,
     pem_sha256,
     poll_delay,
-    poll_schedule,
     scrub,
     split_host_port,
     transfer_url,
@@ -119,18 +118,6 @@ def test_poll_delay_parameters(attempt, expected):
 def test_poll_delay_negative():
     with pytest.raises(ValueError):
         poll_delay(-1)
-
-
-@pytest.mark.parametrize('timeout', [0.05, 1, 10, 60, 3600])
-def test_poll_schedule_fits_timeout(timeout):
-    delays = poll_schedule(timeout)
-    assert abs(sum(delays) - timeout) < 1e-6
-    assert max(delays) <= POLL_CAP
-
-
-def test_poll_schedule_first_second_is_dense():
-    delays = poll_schedule(1.0)
-    assert len(delays) >= 4
 
 
 # --------------------------------------------------------------------------- client with fake managers

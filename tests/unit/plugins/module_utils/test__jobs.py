@@ -129,6 +129,18 @@ def test_outcome_prefers_the_rc_file_and_sees_the_deadline():
     assert found.rc == 143 and found.timed_out
 
 
+def test_outcome_on_windows_prefers_the_rc_file_over_cmd_exes_code():
+    # vSphere's record holds cmd.exe's exit code; the wrapper records the inner command's.
+    client = FakeClient()
+    job = _exec.prepare_job(client, 'windows', 60, 0, directory_path='C:\\Temp', now=lambda: NOW)
+    job.pid = 42
+    client.files[job.files.rc] = b'3 \r\n'
+    found = _exec.outcome(client, job, record_code=0)
+    assert (found.rc, found.timed_out, found.note) == (3, False, None)
+    client.files[job.files.rc] = b'-1073741510\r\n'
+    assert _exec.outcome(client, job, record_code=1).rc == -1073741510
+
+
 def test_outcome_never_reads_a_missing_rc_as_success():
     client = FakeClient()
     job = _started_job(client)
@@ -289,3 +301,57 @@ def test_end_program_on_linux_terminates_the_wrapper_only():
     job = _started_job(client)
     _exec.end_program(client, job, [])
     assert client.started == [] and client.terminated == [42]
+
+
+class UploadingClient(WindowsClient):
+    """Records uploads as well as started programs."""
+
+    def __init__(self):
+        WindowsClient.__init__(self, taskkill_code=0)
+        self.uploads = {}
+
+    def upload(self, fileobj, size, guest_path, overwrite=True, attributes=None):
+        data = fileobj.read()
+        assert len(data) == size
+        self.uploads[guest_path] = data
+
+
+def _powershell_request(script):
+    return _exec.ProgramRequest(cmd=script, shell='powershell', timeout=60)
+
+
+def test_a_short_powershell_script_starts_inline_without_an_upload():
+    client = UploadingClient()
+    job = _windows_job()
+    _exec.start_job(client, job, _powershell_request('Write-Output hi'))
+    assert client.uploads == {}
+    assert job.script_delivery == 'encoded_command'
+    assert '-EncodedCommand' in client.started[0].arguments
+
+
+def test_a_long_powershell_script_is_uploaded_into_the_job_directory_and_run_with_file():
+    client = UploadingClient()
+    job = _windows_job()
+    script = 'Write-Output "%s"\n' % ('x' * 100) * 40
+    _exec.start_job(client, job, _powershell_request(script))
+    path = job.temp_dir + '\\' + _exec.POWERSHELL_SCRIPT_NAME
+    assert list(client.uploads) == [path]
+    assert client.uploads[path].decode('utf-8-sig').splitlines()[1:-1] == script.splitlines()
+    assert job.script_delivery == 'uploaded_file'
+    assert '-File ^"%s^"' % path in client.started[0].arguments
+    assert '-EncodedCommand' not in client.started[0].arguments
+
+
+def test_powershell_on_a_linux_guest_fails_before_anything_runs():
+    client = UploadingClient()
+    job = _started_job(client)
+    with pytest.raises(VSphereError, match='shell=powershell needs a Windows guest'):
+        _exec.start_job(client, job, _powershell_request('Get-Date'))
+    assert client.started == [] and client.uploads == {}
+
+
+def test_a_cmd_line_too_long_for_cmd_exe_is_not_uploaded_but_refused():
+    client = UploadingClient()
+    with pytest.raises(VSphereError, match='at most 8191'):
+        _exec.start_job(client, _windows_job(), _exec.ProgramRequest(cmd='echo ' + 'x' * 9000, timeout=60))
+    assert client.started == [] and client.uploads == {}

@@ -19,7 +19,17 @@ pytest.importorskip('pyVmomi')
 requests = pytest.importorskip('requests')
 from pyVmomi import vim  # noqa: E402
 
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
+try:
+    from ansible.module_utils.testing import patch_module_args  # noqa: E402  (ansible-core 2.19+)
+except ImportError:  # older ansible-core reads the arguments from basic._ANSIBLE_ARGS
+    import contextlib
+
+    from ansible.module_utils import basic  # noqa: E402
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        with mock.patch.object(basic, '_ANSIBLE_ARGS', json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode('utf-8')):
+            yield
 
 from ansible_collections.guestops.vsphere.plugins.module_utils import _module  # noqa: E402
 from ansible_collections.guestops.vsphere.plugins.module_utils import _guest  # noqa: E402

@@ -12,8 +12,9 @@ import os
 
 import pytest
 
-from .conftest import CONNECTION, GUEST, as_json, vim
+from .conftest import CONNECTION, GUEST, as_json, requests as _requests, vim
 
+from ansible_collections.guestops.vsphere.plugins.module_utils import _guest
 from ansible_collections.guestops.vsphere.plugins.modules import (
     guest_cleanup,
     guest_copy,
@@ -97,14 +98,17 @@ def test_exec_creates_and_removes(harness):
 
 
 def test_exec_env_chdir_and_forms(harness):
-    harness.run(guest_exec, dict(BASE, cmd='env', chdir='/srv', env={'A': '1'}))
+    assert harness.run(guest_exec, dict(BASE, cmd='env', chdir='/srv', env={'A': '1'}))['rc'] == 0
     spec = harness.guest.started[-1]
     assert spec.workingDirectory == '/srv'
     assert list(spec.envVariables)[0] == 'A=1' and any(v.startswith('PATH=') for v in spec.envVariables)
     result = harness.run(guest_exec, dict(BASE, cmd='a', argv=['b']))
-    assert result['failed'] and 'mutually exclusive' in result['msg']
+    assert result['failed'] and result['msg'] == 'parameters are mutually exclusive: cmd|argv|program'
     result = harness.run(guest_exec, dict(BASE, arguments='x'))
-    assert result['failed']
+    assert result['failed'] and result['msg'] == 'one of the following is required: cmd, argv, program'
+    result = harness.run(guest_exec, dict(BASE, argv=['b'], arguments='x'))
+    assert result.get('failed') and result['msg'] == "missing parameter(s) required by 'arguments': program"
+    assert len(harness.guest.started) == 1 and harness.guest.dirs == {'/tmp'}
 
 
 def test_exec_output_files_need_an_existing_directory(harness):
@@ -165,6 +169,15 @@ def test_exec_windows_guest_uses_cmd(harness):
     harness.props['guest.guestFamily'] = 'windowsGuest'
     harness.run(guest_exec, dict(BASE, cmd='dir', wait=False))
     assert harness.guest.started[-1].programPath.lower().endswith('cmd.exe')
+
+
+def test_exec_windows_by_configured_guest_id_when_tools_report_no_family(harness):
+    harness.props.update({'guest.guestFamily': None, 'guest.guestId': None, 'config.guestId': 'windows2019srv_64Guest'})
+    result = harness.run(guest_exec, dict(BASE, cmd='dir', wait=False))
+    assert harness.guest.started[-1].programPath.lower().endswith('cmd.exe')
+    assert (result['guest_os'], result['guest_os_source']) == ('windows', 'config.guestId')
+    info = harness.run(guest_info, dict(CONNECTION, name='web01'))
+    assert (info['guest_os'], info['guest_os_source']) == ('windows', 'config.guestId')
 
 
 # --------------------------------------------------------------------------- wait=false + status
@@ -320,6 +333,7 @@ def test_info(harness):
                             'power_state': 'poweredOn'}
     assert result['guest']['guest_operations_ready'] is True
     assert result['guest']['tools_running_status'] == 'guestToolsRunning'
+    assert (result['guest_os'], result['guest_os_source']) == ('linux', 'guest.guestFamily')
 
 
 def test_info_wait_fails_at_once_when_powered_off(harness):
@@ -342,6 +356,46 @@ def test_info_lookup_error(harness):
 def test_selectors_are_exclusive_and_required(harness):
     assert 'mutually exclusive' in harness.run(guest_info, dict(CONNECTION, name='a', moid='vm-1'))['msg']
     assert 'one of the following' in harness.run(guest_info, dict(CONNECTION))['msg']
+
+
+@pytest.mark.parametrize('unset, named', [
+    ('password', 'password (VMWARE_PASSWORD)'),
+    ('hostname', 'hostname (VMWARE_HOST)'),
+    ('guest_password', 'guest_password (VMWARE_GUEST_PASSWORD)'),
+])
+def test_a_missing_login_option_names_its_environment_variable(harness, monkeypatch, unset, named):
+    for variable in ('VMWARE_HOST', 'VMWARE_USER', 'VMWARE_PASSWORD', 'VMWARE_GUEST_USERNAME', 'VMWARE_GUEST_PASSWORD'):
+        monkeypatch.delenv(variable, raising=False)
+    args = dict(BASE, cmd='true')
+    del args[unset]
+    result = harness.run(guest_exec, args)
+    assert result['failed'] and result['msg'].startswith('missing required arguments: %s. ' % unset)
+    assert 'module_defaults for group/guestops.vsphere.vsphere' in result['msg'] and named in result['msg']
+    assert harness.sessions == []
+
+
+def test_guest_info_needs_no_guest_login(harness, monkeypatch):
+    monkeypatch.delenv('VMWARE_GUEST_USERNAME', raising=False)
+    monkeypatch.delenv('VMWARE_GUEST_PASSWORD', raising=False)
+    assert harness.run(guest_info, dict(CONNECTION, name='web01'))['vm']['name'] == 'web01'
+    result = harness.run(guest_info, dict(CONNECTION, name='web01', password=None))
+    assert result['failed'] and 'missing required arguments: password.' in result['msg']
+
+
+@pytest.mark.parametrize('value', ['4206', 'not-a-uuid', '42 06 c4 d6 0a 4e 8f 3a-5f be 0e 1d 2c 3b 4a 59'])
+def test_a_malformed_uuid_is_called_malformed(harness, value):
+    result = harness.run(guest_info, dict(CONNECTION, uuid=value))
+    assert result['failed'] and "The uuid '%s' is malformed: a BIOS uuid (config.uuid) is 32 hexadecimal" % value \
+        in result['msg']
+    assert harness.sessions == []  # refused before logging in
+    result = harness.run(guest_info, dict(CONNECTION, uuid=value, use_instance_uuid=True))
+    assert 'instance uuid (config.instanceUuid)' in result['msg']
+
+
+def test_a_well_formed_uuid_is_looked_up(harness):
+    result = harness.run(guest_info, dict(CONNECTION, uuid='4206C4D6-0A4E-8F3A-5FBE-0E1D2C3B4A59'))
+    assert not result.get('failed') and harness.sessions[-1].lookups[-1]['uuid'] == \
+        '4206C4D6-0A4E-8F3A-5FBE-0E1D2C3B4A59'
 
 
 def test_env_fallbacks(harness, monkeypatch):
@@ -474,6 +528,17 @@ def test_copy_empty_content_without_an_empty_upload(harness):
     assert harness.guest.modes['/tmp/m'] == 0o700
 
 
+@pytest.mark.parametrize('content', ['x', ''])
+def test_copy_check_mode_into_a_missing_directory_predicts_the_failure(harness, content):
+    args = dict(BASE, content=content, dest='/nope/f')
+    result = harness.run(guest_copy, args, check_mode=True)
+    assert result['failed'] and result['changed'] is False
+    assert result['msg'] == harness.run(guest_copy, args)['msg']
+    assert "its directory '/nope' does not exist in the guest" in result['msg']
+    assert harness.run(guest_copy, dict(args, dest='/tmp/f'), check_mode=True)['changed'] is True
+    assert harness.guest.files == {}
+
+
 def test_copy_empty_content_into_a_missing_directory(harness):
     result = harness.run(guest_copy, dict(BASE, content='', dest='/nope/f'))
     assert result['failed'] and "its directory '/nope' does not exist in the guest" in result['msg']
@@ -509,6 +574,17 @@ def test_fetch(harness, tmp_path):
     assert sorted(os.listdir(str(tmp_path / 'out'))) == ['app.log']
 
 
+def test_fetch_returns_an_absolute_dest(harness, tmp_path, monkeypatch):
+    harness.guest.files['/var/log/app.log'] = b'x'
+    monkeypatch.chdir(str(tmp_path))
+    for dest, expected in (('logs/', tmp_path / 'logs' / 'app.log'), ('copy.log', tmp_path / 'copy.log')):
+        result = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=dest))
+        assert result['changed'] and result['dest'] == str(expected) and os.path.isabs(result['dest'])
+        assert expected.read_bytes() == b'x'
+    assert harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest='logs/'),
+                       check_mode=True)['dest'] == str(tmp_path / 'logs' / 'app.log')
+
+
 def test_fetch_local_problems(harness, tmp_path):
     harness.guest.files['/var/log/app.log'] = b'x'
     blocker = tmp_path / 'file'
@@ -527,3 +603,163 @@ def test_fetch_missing(harness, tmp_path):
     assert result['changed'] is False and not result.get('failed')
     result = harness.run(guest_fetch, dict(BASE, src='/tmp', dest=str(tmp_path) + '/'))
     assert result['failed'] and 'is a directory' in result['msg']
+
+
+# --------------------------------------------------------------------------- guards that once let regressions through
+
+def test_status_reads_only_the_jobs_own_output_files(harness):
+    # A handle may name the caller's own stdout_path (guest_exec stdout_path=...); the module must
+    # not download a file outside the job's directory, whatever the handle says.
+    harness.guest.files['/etc/shadow'] = b'root:secret'
+    job = harness.run(guest_exec, dict(BASE, cmd='x', wait=False))['job']
+    harness.guest.files[job['stderr_path']] = b'own\n'
+    done = harness.run(guest_exec_status, dict(CONNECTION, job=dict(job, stdout_path='/etc/shadow'), **GUEST))
+    assert done['finished'] and done['stdout'] == '' and done['stderr'] == 'own'
+    assert 'secret' not in as_json(done)
+    sneaky = dict(job, stdout_path=job['temp_dir'] + '/../../etc/shadow')
+    assert harness.run(guest_exec_status, dict(CONNECTION, job=sneaky, **GUEST))['stdout'] == ''
+
+
+def test_copy_notices_a_source_that_changed_during_the_upload(harness, tmp_path):
+    src = tmp_path / 'growing.log'
+    src.write_bytes(b'a' * 1000)
+    real = harness.guest.http
+
+    def rewrite_then_send(method, url, data=None, **kwargs):
+        if method == 'PUT':
+            with open(str(src), 'r+b') as handle:  # same size, other bytes, while the upload runs
+                handle.write(b'b' * 1000)
+        return real(method, url, data=data, **kwargs)
+    harness.monkeypatch.setattr(harness.guest, 'http', rewrite_then_send)
+    result = harness.run(guest_copy, dict(BASE, src=str(src), dest='/tmp/copy.log'))
+    assert result.get('failed') and result['changed'] is False
+    assert "Uploading to '/tmp/copy.log' failed: the local source changed during the upload." == result['msg']
+
+
+@pytest.mark.parametrize('option, value, field', [('owner', 1000, 'ownerId'), ('group', 50, 'groupId')])
+def test_copy_corrects_owner_and_group_drift(harness, monkeypatch, option, value, field):
+    harness.guest.files['/tmp/app.conf'] = b'same'
+    changes = []
+    monkeypatch.setattr(harness.guest, 'ChangeFileAttributesInGuest',
+                        lambda vm, auth, guestFilePath, fileAttributes: changes.append((guestFilePath, fileAttributes)))
+    result = harness.run(guest_copy, dict(BASE, content='same', dest='/tmp/app.conf', **{option: value}))
+    assert result['changed'] is True and not result.get('failed')
+    assert [(path, getattr(attrs, field)) for path, attrs in changes] == [('/tmp/app.conf', value)]
+    # the fake guest reports owner 0 and group 0: asking for those changes nothing
+    changes[:] = []
+    assert harness.run(guest_copy, dict(BASE, content='same', dest='/tmp/app.conf', **{option: 0}))['changed'] is False
+    assert changes == []
+
+
+def test_exec_terminates_the_program_after_an_unexpected_error(harness, monkeypatch):
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    real = _guest.GuestClient.wait_for_exit
+    waits = []
+
+    def bug(self, pid, timeout):
+        waits.append(pid)
+        if len(waits) == 1:
+            raise KeyError('a bug while waiting')
+        return real(self, pid, timeout)  # the wait for the terminated program
+    monkeypatch.setattr(_guest.GuestClient, 'wait_for_exit', bug)
+    with pytest.raises(KeyError, match='a bug while waiting'):
+        harness.run(guest_exec, dict(BASE, cmd='sleep 100'))
+    assert len(harness.guest.started) == 1
+    assert harness.guest.terminated == list(harness.guest.processes)
+    assert harness.guest.dirs == {'/tmp'} and all(s.logged_out for s in harness.sessions)
+
+
+def test_exec_terminates_the_program_after_a_failed_poll(harness, monkeypatch):
+    harness.guest.behaviour = lambda command: (None, b'', b'')
+    real = harness.guest.ListProcessesInGuest
+    polls = []
+
+    def denied_once(vm, auth, pids=None):
+        polls.append(pids)
+        if len(polls) == 1:
+            raise vim.fault.GuestPermissionDenied()
+        return real(vm, auth, pids=pids)
+    monkeypatch.setattr(harness.guest, 'ListProcessesInGuest', denied_once)
+    result = harness.run(guest_exec, dict(BASE, cmd='sleep 100'))
+    assert result['failed'] and result['fault'] == 'GuestPermissionDenied'
+    assert harness.guest.terminated == [result['pid']] and harness.guest.dirs == {'/tmp'}
+
+
+def _short_transfers(harness, monkeypatch, short):
+    """GET answers that stop early: the first ``short`` downloads send only 2 bytes."""
+    real = harness.guest.http
+    gets = []
+
+    def http(method, url, data=None, **kwargs):
+        response = real(method, url, data=data, **kwargs)
+        if method == 'GET':
+            gets.append(url)
+            if len(gets) <= short:
+                whole = b''.join(response.iter_content(4))
+                response.iter_content = lambda chunk_size: iter([whole[:2]])
+        return response
+    monkeypatch.setattr(harness.guest, 'http', http)
+    return gets
+
+
+def test_fetch_refuses_a_short_download(harness, monkeypatch, tmp_path):
+    harness.guest.files['/var/log/app.log'] = b'line1\nline2\n'
+    gets = _short_transfers(harness, monkeypatch, short=99)
+    result = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=str(tmp_path) + '/'))
+    assert result.get('failed') and 'the transfer ended after 2 of 12 bytes' in result['msg'] and result['retryable']
+    assert len(gets) == 3 and os.listdir(str(tmp_path)) == []
+
+
+def test_fetch_repeats_a_short_download(harness, monkeypatch, tmp_path):
+    harness.guest.files['/var/log/app.log'] = b'line1\nline2\n'
+    gets = _short_transfers(harness, monkeypatch, short=1)
+    result = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=str(tmp_path) + '/'))
+    assert result['changed'] and result['size'] == 12 and len(gets) == 2
+    assert (tmp_path / 'app.log').read_bytes() == b'line1\nline2\n'
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077])
+def test_a_fetched_new_file_gets_0644_less_the_umask(harness, tmp_path, umask):
+    harness.guest.files['/var/log/app.log'] = b'x'
+    old = os.umask(umask)
+    try:
+        result = harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=str(tmp_path / 'app.log')))
+    finally:
+        os.umask(old)
+    assert result['changed']
+    assert os.stat(result['dest']).st_mode & 0o7777 == 0o644 & ~umask
+
+
+def test_a_fetched_file_keeps_the_mode_of_the_file_it_replaces(harness, tmp_path):
+    harness.guest.files['/var/log/app.log'] = b'new'
+    dest = tmp_path / 'app.log'
+    dest.write_bytes(b'old')
+    os.chmod(str(dest), 0o600)
+    assert harness.run(guest_fetch, dict(BASE, src='/var/log/app.log', dest=str(dest)))['changed']
+    assert dest.read_bytes() == b'new' and os.stat(str(dest)).st_mode & 0o7777 == 0o600
+
+
+@pytest.mark.parametrize('module, args', [
+    (guest_fetch, dict(src='/var/log/app.log', dest='OUT')),
+    (guest_copy, dict(content='x', dest='/tmp/x')),
+    (guest_exec, dict(cmd='x')),
+    (guest_exec, dict(cmd='x', guest_password='wrong')),
+])
+def test_every_http_session_is_closed(harness, monkeypatch, tmp_path, module, args):
+    harness.guest.files['/var/log/app.log'] = b'x'
+    opened, closed = [], []
+    real_init, real_close = _requests.Session.__init__, _requests.Session.close
+
+    def init(self, *a, **kw):
+        opened.append(self)
+        real_init(self, *a, **kw)
+
+    def close(self):
+        closed.append(self)
+        real_close(self)
+    monkeypatch.setattr(_requests.Session, '__init__', init)
+    monkeypatch.setattr(_requests.Session, 'close', close)
+    args = dict(args, dest=str(tmp_path / 'out')) if args.get('dest') == 'OUT' else args
+    harness.run(module, dict(BASE, **args))
+    assert set(opened) == set(closed)
+    assert opened or args.get('guest_password') == 'wrong'
