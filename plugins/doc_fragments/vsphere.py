@@ -158,4 +158,25 @@ options:
     type: str
     choices: [ca, thumbprint, none]
     default: ca
+  transfer_mode:
+    description:
+      - How files and program output travel between the host running the module and the guest.
+      - V(esxi) uses the HTTPS transfer URLs of the ESXi host that runs the VM (fast, no size limit); the host running
+        the module must reach that host on port 443 (or O(transfer_host)).
+      - V(vcenter) sends everything through vCenter alone, for sites where only vCenter is routed. Output and fetched
+        files are encoded in the guest into symlink targets that C(ListFilesInGuest) returns; copied files travel in
+        the arguments of C(StartProgramInGuest) calls, 40,000 characters each, and are checked with SHA-256 in the
+        guest. Linux guests only; the guest needs C(sh), C(gzip), C(base64), C(sha256sum), C(head), C(fold) and
+        C(ln) (coreutils or BusyBox; without C(gzip) or C(base64) output is sent uncompressed or as hex).
+        Caps are 1 MiB for a copied file and 4 MiB for a fetched file; program output follows C(output_limit).
+        Each C(ListFilesInGuest) call carries up to 1,000,000 characters (about 750 KB of compressed data), each
+        C(StartProgramInGuest) call 40,000 characters (30 KB), plus one helper program per transfer.
+      - V(auto) uses the ESXi host and switches to the vCenter channel for the rest of the task when that host cannot
+        be reached (connection refused, timed out, or its name does not resolve); a TLS certificate problem or an HTTP
+        error does not switch. The result then explains the switch in C(transfer_note).
+      - Results say which channel was used in C(transfer).
+      - If not set, the value of the E(VMWARE_GUEST_TRANSFER_MODE) environment variable is used.
+    type: str
+    choices: [auto, esxi, vcenter]
+    default: auto
 """

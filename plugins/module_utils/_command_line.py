@@ -102,6 +102,40 @@ class ProgramSpec(object):
                                                 self.working_directory, self.env)
 
 
+def start_request_size(spec):
+    """Bytes of the VIX request StartProgramInGuest becomes in the guest (open-vm-tools vixCommands.h).
+
+    The packed VixMsgStartProgramRequest header (72 bytes), then programPath, arguments,
+    workingDirectory and every environment entry, each UTF-8 and NUL-terminated. vSphere refuses
+    more than VIX_COMMAND_MAX_USER_INPUT_SIZE (60,536 bytes).
+    """
+    def length(text):
+        return len((text or '').encode('utf-8')) + 1
+    size = 72 + length(spec.program_path) + length(spec.arguments) + length(spec.working_directory)
+    return size + sum(length(item) for item in spec.env or [])
+
+
+def shorten(command, limit=1024):
+    """A command for results and messages: at most ``limit`` characters of it, and how much was left out."""
+    if isinstance(command, (list, tuple)):
+        total = sum(len(str(item)) for item in command)
+        if total <= limit:
+            return list(command)
+        kept = []
+        room = limit
+        for item in command:
+            item = str(item)
+            if room <= 0:
+                break
+            kept.append(item[:room])
+            room -= len(item)
+        kept.append('... (%d more characters)' % (total - limit))
+        return kept
+    if command is None or len(command) <= limit:
+        return command
+    return '%s... (%d more characters)' % (command[:limit], len(command) - limit)
+
+
 # --------------------------------------------------------------------------- POSIX
 
 def posix_quote(value):

@@ -33,8 +33,13 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._command_line imp
     ProgramSpec,
     build_program,
     parse_rc,
+    posix_join,
+    posix_quote,
+    shorten,
+    start_request_size,
     powershell_file_bytes,
 )
+from ansible_collections.guestops.vsphere.plugins.module_utils import _vcenter_channel as channel
 from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError, fault_is
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import WaitTimeout, poll_delay
 
@@ -273,9 +278,9 @@ def sweep_expired(client, parent, now, warn=None):
 POWERSHELL_SCRIPT_NAME = 'script.ps1'
 
 
-def _program_spec(client, job, request, script_path=None):
+def _job_spec(client, job, request, cmd, argv, script_path=None):
     try:
-        return build_program(job.guest_os, cmd=request.cmd, argv=request.argv, program=request.program,
+        return build_program(job.guest_os, cmd=cmd, argv=argv, program=request.program,
                              arguments=request.arguments, stdout_path=job.stdout_path, stderr_path=job.stderr_path,
                              rc_path=job.files.rc, working_directory=request.chdir or job.temp_dir, env=request.env,
                              deadline=int(request.timeout) + DEADLINE_GRACE, deadline_path=job.files.deadline,
@@ -287,16 +292,34 @@ def _program_spec(client, job, request, script_path=None):
                            step='Building the command line')
 
 
+def command_script(client, job, request):
+    """Move a Linux command too long for one StartProgramInGuest request into a script in the job's
+    directory (uploaded through the ESXi host or vCenter); returns the command that runs it."""
+    command = request.cmd if request.cmd is not None else posix_join(request.argv)
+    script = _paths.join(job.temp_dir, 'command', guest_os=job.guest_os)
+    data = command.encode('utf-8')
+    client.upload(io.BytesIO(data), len(data), script, overwrite=False, attributes=client.file_attributes(0o600))
+    return '/bin/sh %s' % posix_quote(script)
+
+
 def program_spec(client, job, request):
     """The ProgramSpec for a request, and how a PowerShell script travels (None, 'encoded_command' or
-    'uploaded_file'): inline while the command line fits, else uploaded into the job's directory."""
+    'uploaded_file').
+
+    A PowerShell script goes inline while cmd.exe's command line holds it, else it is uploaded into
+    the job's directory. A cmd or argv command too long for one request (channel.MAX_START_REQUEST)
+    runs from a script on Linux guests; anything else that is too long is refused with advice before
+    it is sent.
+    """
     try:
-        spec = _program_spec(client, job, request)
+        spec = _job_spec(client, job, request, request.cmd, request.argv)
     except CommandTooLong:
         path = _paths.join(job.temp_dir, POWERSHELL_SCRIPT_NAME, guest_os='windows')
         data = powershell_file_bytes(request.cmd)
         client.upload(io.BytesIO(data), len(data), path)
-        return _program_spec(client, job, request, script_path=path), 'uploaded_file'
+        return _job_spec(client, job, request, request.cmd, None, script_path=path), 'uploaded_file'
+    if start_request_size(spec) > channel.MAX_START_REQUEST and job.guest_os == 'linux' and request.program is None:
+        spec = _job_spec(client, job, request, command_script(client, job, request), None)
     return spec, ('encoded_command' if request.shell == 'powershell' else None)
 
 
@@ -397,6 +420,13 @@ def outcome(client, job, record_code, terminated=False):
         return Outcome(record_code, note='no exit code was recorded in the job directory; vSphere reported %s'
                        % record_code)
     return Outcome(None, note='the program ended without recording an exit code (it was killed)')
+
+
+def prefetch_outputs(client, job, limit):
+    """Tell the client which files of an ended job are read next (through vCenter: all in one go)."""
+    paths = [job.files.rc, job.files.deadline] if job.wrapped else []
+    paths += [job.own_output('stdout'), job.own_output('stderr')]
+    client.prefetch(paths, max(int(limit), 64), directory=job.temp_dir)
 
 
 def read_outputs(client, job, limit, result):
@@ -579,8 +609,11 @@ def run_program(client, request, check_mode=False):
     """Run a program in the guest and wait for it (guest_exec); with wait=false start it and return its job."""
     guest_os, source = _paths.guest_os_source(request.guest_os, client.vm)
     warnings = []
-    result = dict(changed=False, cmd=request.display(), guest_os=guest_os, guest_os_source=source, warnings=warnings)
+    result = dict(changed=False, cmd=shorten(request.display()), guest_os=guest_os, guest_os_source=source,
+                  warnings=warnings)
     request.check_paths(guest_os, result)
+    if client.channel == 'vcenter':
+        channel.require_linux(guest_os, client.vm.name)
     reason = skip_reason(client, request.creates, request.removes)
     if reason:
         result.update(msg=reason, rc=0, stdout=reason, stderr='', stdout_lines=[reason], stderr_lines=[])
@@ -614,12 +647,14 @@ def run_program(client, request, check_mode=False):
             job.ended = True
             result.update(rc=None, timed_out=True)
             finish_times(job, _now(), result)
+            prefetch_outputs(client, job, request.output_limit)
             read_outputs(client, job, request.output_limit, result)
             raise VSphereError("%s The program was terminated; stdout and stderr hold its output so far. Raise "
                                "timeout, or use wait=false with guest_exec_status for long programs."
                                % exc.msg, result=result, step='Waiting for the program')
         job.ended = True
         end = _now()
+        prefetch_outputs(client, job, request.output_limit)
         found = outcome(client, job, ended.exit_code)
         result.update(rc=found.rc, timed_out=found.timed_out)
         finish_times(job, end, result)
@@ -685,6 +720,7 @@ def job_status(client, job, cleanup=False, terminate_running=False, output_limit
         raise VSphereError("Checking the job failed for VM '%s': the guest no longer lists pid %s (vSphere keeps "
                            "exit codes for five minutes; the program form records none of its own)."
                            % (client.vm.name, job.pid), result=result, step='Reading the exit code')
+    prefetch_outputs(client, job, output_limit)
     found = outcome(client, job, record_code, terminated=terminated)
     # A non-zero rc is reported, not failed: the caller decides (like async_status).
     result.update(finished=True, rc=found.rc, timed_out=found.timed_out, failed=False)

@@ -26,6 +26,8 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._faults import (
     fault_is,
     network_problem,
 )
+from ansible_collections.guestops.vsphere.plugins.module_utils import _paths
+from ansible_collections.guestops.vsphere.plugins.module_utils import _vcenter_channel as channel
 from ansible_collections.guestops.vsphere.plugins.module_utils._paths import basename
 from ansible_collections.guestops.vsphere.plugins.module_utils._retry import dropped, root_cause
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import vim, vmodl
@@ -366,6 +368,13 @@ class Download(object):
 
 # --------------------------------------------------------------------------- client
 
+def _unreachable(error):
+    """Mark a transfer error as "the ESXi host cannot be reached", which makes transfer_mode=auto use
+    the vCenter channel; a TLS or HTTP problem is a setting to fix and must not be worked around."""
+    error.unreachable = True
+    return error
+
+
 class GuestClient(object):
     """Guest operations on one VM with one guest login.
 
@@ -373,6 +382,7 @@ class GuestClient(object):
     """
 
     def __init__(self, session, vm, username, password, transfer_host=None, transfer_validate='ca',
+                 transfer_mode='auto',
                  sleep=time.sleep, clock=time.monotonic):
         self.session = session
         self.vm = vm
@@ -384,6 +394,14 @@ class GuestClient(object):
             raise VSphereError("transfer_validate must be one of %s, got '%s'."
                                % (', '.join(TRANSFER_VALIDATE), transfer_validate))
         self.transfer_validate = transfer_validate or 'ca'
+        self.transfer_mode = transfer_mode or 'auto'
+        # The channel files travel through now: 'esxi' (/guestFile on the ESXi host) or 'vcenter'
+        # (SOAP calls only, see _vcenter_channel); transfer_used is what this client did use.
+        self.channel = 'vcenter' if self.transfer_mode == 'vcenter' else 'esxi'
+        self.transfer_used = None
+        self.transfer_note = None
+        self._prefetched = {}
+        self._batch = None
         self._sleep = sleep
         self._clock = clock
         self._http = None
@@ -645,10 +663,10 @@ class GuestClient(object):
     def _firewall_advice(self, final):
         port = url_port(final)
         return ("File transfers go from the host running the module straight to the ESXi host that runs the VM "
-                "(not through vCenter): open TCP port %d of %s to it%s, or set transfer_host to an address that "
-                "reaches the ESXi host." % (port, url_hostname(final),
-                                            " (port 443 of the ESXi host, unless something forwards it)"
-                                            if port != 443 and not self.transfer_host else ''))
+                "(not through vCenter): open TCP port %d of %s to it%s, set transfer_host to an address that "
+                "reaches the ESXi host, or set transfer_mode=vcenter to send files through vCenter alone."
+                % (port, url_hostname(final), " (port 443 of the ESXi host, unless something forwards it)"
+                   if port != 443 and not self.transfer_host else ''))
 
     def _transfer_error(self, step, url, final, exc):
         """A transfer request that failed before an answer, told apart by cause: a pinned thumbprint
@@ -673,19 +691,19 @@ class GuestClient(object):
                                "(transfer_validate=thumbprint), or in a lab set transfer_validate=none."
                                % (host, scrub(getattr(cause, 'verify_message', None) or _reason(exc))),
                                fault=exc, retryable=False)
-        if _unreachable(exc, cause):
-            return self._error(step, "%s cannot be reached (%s). %s" % (
-                host, scrub(_reason(exc)), self._firewall_advice(final)), fault=exc, retryable=False)
+        if _not_connected(exc, cause):
+            return _unreachable(self._error(step, "%s cannot be reached (%s). %s" % (
+                host, scrub(_reason(exc)), self._firewall_advice(final)), fault=exc, retryable=False))
         if isinstance(cause, ssl.SSLError) and not dropped(exc):
             return self._error(step, "the TLS handshake with %s failed (%s). Check that transfer_host, if set, "
                                "points to the ESXi host's HTTPS port." % (host, scrub(_reason(exc))),
                                fault=exc, retryable=False)
         if isinstance(exc, requests.exceptions.Timeout):
-            return self._error(step, "%s accepted the connection but did not answer within %s seconds "
-                               "(request_timeout). A firewall may let the connection through and drop the "
-                               "traffic, or the host is overloaded. %s" % (
-                                   host, _seconds(self.session.request_timeout), self._firewall_advice(final)),
-                               fault=exc, retryable=False)
+            return _unreachable(self._error(step, "%s accepted the connection but did not answer within %s seconds "
+                                            "(request_timeout). A firewall may let the connection through and drop "
+                                            "the traffic, or the host is overloaded. %s" % (
+                                                host, _seconds(self.session.request_timeout),
+                                                self._firewall_advice(final)), fault=exc, retryable=False))
         return self._error(step, "the connection to %s broke off during the transfer (%s)." % (
             host, scrub(_reason(exc))), fault=exc, retryable=True)
 
@@ -716,11 +734,26 @@ class GuestClient(object):
     def upload(self, fileobj, size, guest_path, overwrite=True, attributes=None, label=None):
         """Stream ``size`` bytes from ``fileobj`` into ``guest_path``. Returns the sha1 hex digest.
 
-        ``label``: the path to name in messages (the destination, when ``guest_path`` is a temporary name)."""
-        step = "Uploading to '%s'" % (label or guest_path)
+        Through the ESXi host, or through vCenter (transfer_mode, see _use_vcenter_after). ``label``:
+        the path to name in messages (the destination, when ``guest_path`` is a temporary name).
+        """
         if attributes is None:
             attributes = self.file_attributes()
         start = fileobj.tell() if hasattr(fileobj, 'tell') else None
+        if self.channel == 'esxi':
+            try:
+                digest = self._upload_esxi(fileobj, size, guest_path, overwrite, attributes, start, label)
+                self._used('esxi')
+                return digest
+            except VSphereError as err:
+                if not self._use_vcenter_after(err):
+                    raise
+            if start is not None:
+                fileobj.seek(start)
+        return self._upload_vcenter(fileobj, size, guest_path, overwrite, attributes)
+
+    def _upload_esxi(self, fileobj, size, guest_path, overwrite, attributes, start, label=None):
+        step = "Uploading to '%s'" % (label or guest_path)
 
         def attempt():
             if start is not None:
@@ -769,6 +802,23 @@ class GuestClient(object):
         ``sink`` is called with ``None`` before every attempt after the first, to start over.
         Returns (bytes passed to sink, size of the guest file, sha1 of the bytes passed).
         """
+        if self.channel == 'esxi' and guest_path not in self._prefetched:
+            try:
+                found = self._stream_esxi(guest_path, sink, limit)
+                self._used('esxi')
+                return found
+            except VSphereError as err:
+                if not self._use_vcenter_after(err):
+                    raise
+            sink(None)
+        found = self._read_vcenter(guest_path, limit)
+        self._used('vcenter')
+        data = found.data if limit is None else found.data[:limit]
+        if data:
+            sink(data)
+        return len(data), found.size, hashlib.sha1(data).hexdigest()
+
+    def _stream_esxi(self, guest_path, sink, limit):
         step = "Downloading '%s'" % guest_path
         attempts = [0]
 
@@ -822,6 +872,154 @@ class GuestClient(object):
         size, total, dummy = self.stream(guest_path, sink, limit=limit)
         return Download(b''.join(parts), total, limit is not None and total > size)
 
+    # ----------------------------------------------------------------- the vCenter-only channel
+    def _guest_os(self):
+        return _paths.guest_os_of(None, self.vm)
+
+    def _used(self, name):
+        if self.transfer_used != 'vcenter':
+            self.transfer_used = name
+
+    def _use_vcenter_after(self, err):
+        """With transfer_mode=auto, switch to the vCenter channel for good when the ESXi host cannot be
+        reached (refused, timed out, not resolved; not a certificate or HTTP error). True when switched."""
+        if self.transfer_mode != 'auto' or not getattr(err, 'unreachable', False):
+            return False
+        if self._guest_os() == 'windows':
+            err.msg += ' (The vCenter-only channel that transfer_mode=auto falls back to works with Linux guests only.)'
+            return False
+        self.channel = 'vcenter'
+        self.transfer_note = ('The ESXi host could not be reached (%s); files went through vCenter instead '
+                              '(transfer_mode=auto).' % err.msg)
+        return True
+
+    def prefetch(self, paths, limit, directory=None):
+        """Files about to be read (a job's rc file and output): through vCenter they are read in one go.
+
+        Through the ESXi host nothing is done now; should the host turn out unreachable at the first
+        read, the whole batch is read through vCenter then.
+        """
+        paths = [path for path in paths if path]
+        self._batch = (paths, limit, directory)
+        if self.channel == 'vcenter':
+            self._read_batch()
+
+    def _read_batch(self):
+        paths, limit, directory = self._batch
+        self._batch = None
+        for found in self.read_through_vcenter(paths, limit, directory):
+            self._prefetched[found.path] = found
+
+    def _read_vcenter(self, path, limit):
+        if self._batch is not None and path in self._batch[0] and (limit or 0) <= self._batch[1]:
+            self._read_batch()
+        found = self._prefetched.pop(path, None)
+        if found is None or found.data is not None and limit is not None and len(found.data) < min(limit, found.size):
+            cap = channel.FETCH_CAP if limit is None else limit
+            found = self.read_through_vcenter([path], cap)[0]
+            if limit is None and found.size is not None and found.size > cap:
+                raise self._error("Downloading '%s'" % path, "the file is %d bytes; through vCenter (transfer_mode) at "
+                                  "most %d bytes can be fetched. Open the route to the ESXi host for larger files."
+                                  % (found.size, cap), retryable=False)
+        if found.state != 'ok':
+            fault = {'missing': vim.fault.FileNotFound, 'notfile': vim.fault.NotAFile}.get(
+                found.state, vim.fault.CannotAccessFile)(file=path, msg='File %s: %s' % (path, found.state))
+            raise VSphereError("Downloading '%s' failed for VM '%s': %s" % (
+                path, self.vm.name, {'missing': 'the file does not exist', 'notfile': 'it is not a regular file'}.get(
+                    found.state, 'the guest user cannot read it')), fault=fault, step="Downloading '%s'" % path)
+        return found
+
+    def _channel_program(self, spec, what):
+        """Run a helper of the channel and wait for it; its exit code."""
+        pid = self.start_program(spec)
+        ended = self.wait_for_exit(pid, channel.ENCODER_TIMEOUT)
+        if ended.exit_code is None:
+            raise self._error(what, 'the helper program (pid %s) ended without an exit code.' % pid, retryable=True)
+        return ended.exit_code
+
+    def read_through_vcenter(self, paths, limit, directory=None):
+        """Read guest files (at most ``limit`` bytes each) through SOAP calls only; [ChannelFile].
+
+        The encoder writes them as symlink targets into a private directory (inside ``directory``,
+        or a new temporary directory), which is listed, checked and deleted.
+        """
+        step = 'Reading files through vCenter'
+        channel.require_linux(self._guest_os(), self.vm.name)
+        if directory:
+            made, out = None, _paths.join(directory, channel.channel_name())
+        else:
+            made = self.make_temp_dir(prefix='ansible-channel-')
+            out = _paths.join(made, 'out')
+        done = False
+        try:
+            code = self._channel_program(channel.encoder_spec(out, paths, limit), step)
+            if code != 0:
+                raise self._error(step, 'the encoder in the guest failed with exit code %s (%s).' % (
+                    code, channel.ENCODER_ERRORS.get(code, "are 'sh', 'head', 'fold' and 'ln' there?")),
+                    retryable=False)
+            entries = []
+            index = 0
+            while True:
+                listing = self._file_call(step, 'ListFilesInGuest', path=out, filePath=out, index=index,
+                                          maxResults=channel.LIST_PAGE, matchPattern=channel.LIST_PATTERN)
+                files = list(getattr(listing, 'files', None) or [])
+                entries.extend((entry.path, getattr(entry.attributes, 'symlinkTarget', None)) for entry in files)
+                index += len(files)
+                if not files or not getattr(listing, 'remaining', 0):
+                    break
+            try:
+                found = channel.assemble(entries, paths)
+            except channel.ChannelError as exc:
+                raise self._error(step, '%s.' % exc, retryable=True)
+            done = True
+        finally:
+            try:
+                self.delete(made or out)
+            except VSphereError:
+                if done:
+                    raise
+        self._used('vcenter')
+        return found
+
+    def _upload_vcenter(self, fileobj, size, guest_path, overwrite, attributes):
+        """Write a small file through StartProgramInGuest arguments (see _vcenter_channel)."""
+        step = "Uploading to '%s' through vCenter" % guest_path
+        channel.require_linux(self._guest_os(), self.vm.name)
+        if size > channel.UPLOAD_CAP:
+            raise self._error(step, 'the file is %d bytes; through vCenter (transfer_mode) at most %d bytes can be '
+                              'copied. Open the route to the ESXi host for larger files.' % (size, channel.UPLOAD_CAP),
+                              retryable=False)
+        data = fileobj.read(size)
+        if len(data) != size:
+            raise self._error(step, 'the local source ended after %d of %d bytes.' % (len(data), size))
+        text, compression, sha256 = channel.encode_upload(data)
+        chunks = channel.split_chunks(text)
+        mode = getattr(attributes, 'permissions', None)
+        parts_dir = self.make_temp_dir(prefix='ansible-channel-')
+        finished = False
+        try:
+            for number, chunk in enumerate(chunks):
+                self.start_program(channel.part_spec(parts_dir, number, chunk))
+            code = self._channel_program(channel.assembler_spec(
+                parts_dir, len(chunks), guest_path, sha256, 0o644 if mode is None else mode,
+                getattr(attributes, 'ownerId', None), getattr(attributes, 'groupId', None), overwrite, compression),
+                step)
+            finished = code == 0
+            if code == 7:
+                raise VSphereError("%s failed for VM '%s': the file exists." % (step, self.vm.name), step=step,
+                                   fault=vim.fault.FileAlreadyExists(file=guest_path))
+            if code != 0:
+                raise self._error(step, 'the decoder in the guest failed with exit code %s (%s).' % (
+                    code, channel.ASSEMBLER_ERRORS.get(code, 'unexpected')), retryable=code in (6, 8))
+        finally:
+            if not finished:
+                try:
+                    self.delete(parts_dir)
+                except VSphereError:
+                    pass
+        self._used('vcenter')
+        return hashlib.sha1(data).hexdigest()
+
     # ----------------------------------------------------------------- processes
     def start_program(self, spec, marker=None):
         """Start a ProgramSpec (see _command_line); returns the pid.
@@ -831,6 +1029,7 @@ class GuestClient(object):
         private directory) the guest's process list answers that: a program found there is the
         one started, otherwise it is started again. Without a marker the call is not repeated.
         """
+        channel.check_request_size(spec, self.vm.name)
         program_spec = vim.vm.guest.ProcessManager.ProgramSpec(
             programPath=spec.program_path, arguments=spec.arguments or '',
             workingDirectory=spec.working_directory or None, envVariables=spec.env or None)
@@ -911,7 +1110,7 @@ class _BrokenTransfer(Exception):
         self.error = error
 
 
-def _unreachable(exc, cause):
+def _not_connected(exc, cause):
     """Whether a transfer request failed before a connection was made: refused, not resolved, no
     route, a connect timeout, or another connection error that is neither TLS nor a broken one."""
     if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(cause, (ConnectionRefusedError,

@@ -50,7 +50,18 @@ def open_session(params):
 def guest_client(session, vm, params):
     return GuestClient(session, vm, params['guest_username'], params['guest_password'],
                        transfer_host=params.get('transfer_host'),
-                       transfer_validate=params.get('transfer_validate') or 'ca')
+                       transfer_validate=params.get('transfer_validate') or 'ca',
+                       transfer_mode=params.get('transfer_mode') or 'auto')
+
+
+def note_transfer(client, result):
+    """Say in a result which channel carried the task's files (transfer), and why it changed."""
+    if client is None or client.transfer_used is None:
+        return result
+    result['transfer'] = client.transfer_used
+    if client.transfer_note:
+        result['transfer_note'] = client.transfer_note
+    return result
 
 
 def check_timeouts(module):
@@ -246,7 +257,10 @@ class GuestOpsModule(object):
                     if self.guest_login and params.get('guest_username') is not None:
                         client = guest_client(session, vm, params)
                     try:
-                        result = action(Target(session, vm, client))
+                        result = note_transfer(client, dict(action(Target(session, vm, client))))
+                    except VSphereError as err:
+                        err.result = note_transfer(client, dict(err.result))
+                        raise
                     finally:
                         if client is not None:
                             client.close()

@@ -82,6 +82,8 @@ def vsphere_argument_spec(guest_login=True):
             guest_password=dict(type='str', no_log=True, fallback=(env_fallback, ['VMWARE_GUEST_PASSWORD'])),
             transfer_host=dict(type='str'),
             transfer_validate=dict(type='str', default='ca', choices=['ca', 'thumbprint', 'none']),
+            transfer_mode=dict(type='str', default='auto', choices=['auto', 'esxi', 'vcenter'],
+                               fallback=(env_fallback, ['VMWARE_GUEST_TRANSFER_MODE'])),
         )
     return spec
 

@@ -174,6 +174,11 @@ notes:
   - Passwords are sent to vSphere only; they never appear on the guest's command line or in the results.
   - Exit code 126 on Linux usually means the program's file system is mounted C(noexec); the error message
     suggests O(directory_path) or running the file through an interpreter.
+  - vSphere refuses a StartProgramInGuest request above 60,536 bytes (program path, arguments, working directory and
+    environment), and older ESXi hosts crash the VM on one; the module sends at most 48,000 bytes. On Linux guests a
+    longer O(cmd) or O(argv) is written into a script in the job's directory and run from there (through the ESXi
+    host or vCenter, see O(transfer_mode)); a too long O(program) form, environment or Windows command fails with a
+    message before anything is sent.
 seealso:
   - module: guestops.vsphere.guest_exec_status
   - module: guestops.vsphere.guest_copy
@@ -237,6 +242,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+transfer:
+  description:
+    - The channel that carried the task's files and output; see O(transfer_mode).
+    - V(esxi) for the HTTPS transfers of the ESXi host, V(vcenter) for the vCenter-only channel.
+  returned: when files or output were transferred
+  type: str
+  choices: [esxi, vcenter]
+  sample: vcenter
+transfer_note:
+  description: Why the task switched to the vCenter-only channel (O(transfer_mode=auto) found the ESXi host unreachable).
+  returned: when the channel was switched
+  type: str
+  sample: >-
+    The ESXi host could not be reached (Downloading '/tmp/x/rc' failed for VM 'web01': the transfer host
+    'esx1.example.com:443' cannot be reached (connection refused). ...); files went through vCenter instead
+    (transfer_mode=auto).
 rc:
   description:
     - The exit code of the program.
@@ -335,7 +356,11 @@ pid:
   type: int
   sample: 4242
 cmd:
-  description: The command as given (O(cmd), O(argv) or O(program) with O(arguments)).
+  description:
+    - The command as given (O(cmd), O(argv) or O(program) with O(arguments)), like M(ansible.builtin.command)
+      returns it.
+    - A command longer than 1024 characters is cut there and ends with V(... (N more characters)), so that a huge
+      command is not repeated in the result (C(invocation) still holds the task's arguments).
   returned: when the options were valid
   type: raw
   sample: systemctl is-active nginx && nginx -v

@@ -105,6 +105,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+transfer:
+  description:
+    - The channel that carried the task's files and output; see O(transfer_mode).
+    - V(esxi) for the HTTPS transfers of the ESXi host, V(vcenter) for the vCenter-only channel.
+  returned: when files or output were transferred
+  type: str
+  choices: [esxi, vcenter]
+  sample: vcenter
+transfer_note:
+  description: Why the task switched to the vCenter-only channel (O(transfer_mode=auto) found the ESXi host unreachable).
+  returned: when the channel was switched
+  type: str
+  sample: >-
+    The ESXi host could not be reached (Downloading '/tmp/x/rc' failed for VM 'web01': the transfer host
+    'esx1.example.com:443' cannot be reached (connection refused). ...); files went through vCenter instead
+    (transfer_mode=auto).
 finished:
   description: Whether the program has ended.
   returned: when the job was checked

@@ -41,6 +41,12 @@ options:
     description:
       - Not used by this module; accepted so that C(module_defaults) for the whole group can set it.
     type: str
+  transfer_mode:
+    description:
+      - Not used by this module; accepted so that C(module_defaults) for the whole group can set it.
+    type: str
+    choices: [auto, esxi, vcenter]
+    default: auto
   transfer_validate:
     description:
       - Not used by this module; accepted so that C(module_defaults) for the whole group can set it.

@@ -31,6 +31,10 @@ Benchmarks:
   memory of ansible-playbook and all its child processes, and the growth between the two.
 - peer_tools_info: community.vmware.vmware_guest_tools_info on the default VMs from the peer
   environment must succeed.
+- vcenter_channel: guest_exec with transfer_mode=vcenter printing 1 MiB (base64 text of random
+  bytes, which gzip shrinks by a quarter only, and seq, which it shrinks a lot), and a 1 MiB copy
+  into the guest: vSphere calls per run, bytes of output per ListFilesInGuest call and per agent
+  reply hostd assembled (the simulator's tools_replies), and throughput.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ import argparse
 import configparser
 import glob
 import importlib
+import io
 import json
 import os
 import resource
@@ -159,10 +164,10 @@ def calls_between(before, after):
 class Client:
     """A logged-in session and a guest client for the benchmark VM."""
 
-    def __init__(self):
+    def __init__(self, transfer_mode='auto'):
         self.session = VSphereSession.from_params(connection()).connect()
         self.vm = self.session.find_vm(name=VM_NAME)
-        self.guest = GuestClient(self.session, self.vm, GUEST_USER, GUEST_PASSWORD)
+        self.guest = GuestClient(self.session, self.vm, GUEST_USER, GUEST_PASSWORD, transfer_mode=transfer_mode)
 
     def close(self):
         self.guest.close()
@@ -779,8 +784,8 @@ def main():
                         help='size of the transfer benchmark file (default 2048)')
     parser.add_argument('--json', default=os.path.join(ROOT, 'build', 'bench.json'))
     parser.add_argument('--only', default=os.environ.get('BENCH_ONLY', ''),
-                        help='comma-separated sections to run: adhoc, exit, transfer, concurrency, role, fleet, '
-                             'memory, peer (default: all)')
+                        help='comma-separated sections to run: adhoc, exit, transfer, concurrency, channel, role, '
+                             'fleet, memory, peer (default: all)')
     parser.add_argument('--transfer-worker', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--measure-memory', metavar='LOG', help=argparse.SUPPRESS)
     parser.add_argument('command', nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -810,6 +815,8 @@ def main():
         section(rows, ['transfer'], bench_transfer, args.size_mib)
     if wanted('concurrency'):
         section(rows, ['concurrent_clients_wall'], bench_concurrency)
+    if wanted('channel'):
+        section(rows, ['vcenter_channel'], bench_vcenter_channel)
 
     scratch = tempfile.mkdtemp(prefix='bench-', dir=os.path.join(ROOT, 'build'))
     fleet_sim = None
@@ -868,6 +875,59 @@ def main():
         return 1
     print('all %d benchmark targets met (details in %s)' % (len(rows), args.json))
     return 0
+
+
+def bench_vcenter_channel(runs=3):
+    """1 MiB of output and a 1 MiB copy through the vCenter-only channel: calls, payload per call, speed."""
+    rows = []
+    size = 1024 * 1024
+    outputs = (('random_base64', 'head -c %d /dev/urandom | base64 -w 0 | head -c %d' % (size, size)),
+               ('seq', 'seq 1 200000 | head -c %d' % size))
+    for label, command in outputs:
+        walls, totals, listings, replies = [], [], [], []
+        for dummy in range(runs):
+            client = Client(transfer_mode='vcenter')
+            try:
+                before, state_before = simulator_calls(), simulator_state()
+                started = time.monotonic()
+                outcome = run_program(client.guest, ProgramRequest(cmd=command, timeout=300, output_limit=2 * size))
+                walls.append(time.monotonic() - started)
+                after, state_after = simulator_calls(), simulator_state()
+            finally:
+                client.close()
+            if outcome.get('rc') != 0 or len(outcome.get('stdout', '')) != size:
+                raise RuntimeError('%s: rc %s, %d bytes of output' % (label, outcome.get('rc'),
+                                                                      len(outcome.get('stdout', ''))))
+            if before is not None:
+                totals.append(calls_between(before, after)[0])
+                listings.append(after.get('ListFilesInGuest', 0) - before.get('ListFilesInGuest', 0))
+                replies.append(state_after['tools_replies'].get('ListFilesInGuest', 0)
+                               - state_before['tools_replies'].get('ListFilesInGuest', 0))
+        wall = statistics.median(walls)
+        rows.append(result('vcenter_channel_1mib_%s_throughput' % label, size / wall / 1e6, 'MB/s', '>= 0.2',
+                           size / wall / 1e6 >= 0.2, wall_s=[round(w, 2) for w in walls]))
+        if totals:
+            rows.append(result('vcenter_channel_1mib_%s_vsphere_calls' % label, max(totals), 'calls', '<= 60',
+                               max(totals) <= 60, list_files_calls=listings, agent_replies=replies))
+            per_call = size / max(listings) / 1000.0
+            rows.append(result('vcenter_channel_1mib_%s_output_per_list_files_call' % label, per_call, 'KB',
+                               '>= 30', per_call >= 30, output_per_agent_reply_kb=round(size / max(replies) / 1000.0, 1)))
+    # Into the guest: 1 MiB of random bytes (incompressible), checked in the guest by SHA-256.
+    data = os.urandom(size)
+    client = Client(transfer_mode='vcenter')
+    try:
+        directory = client.guest.make_temp_dir(prefix='bench-channel-')
+        before = simulator_calls()
+        started = time.monotonic()
+        client.guest.upload(io.BytesIO(data), size, directory + '/upload.bin')
+        wall = time.monotonic() - started
+        total = calls_between(before, simulator_calls())[0]
+        client.guest.delete(directory)
+    finally:
+        client.close()
+    rows.append(result('vcenter_channel_1mib_upload_throughput', size / wall / 1e6, 'MB/s', '>= 0.1',
+                       size / wall / 1e6 >= 0.1, wall_s=round(wall, 2), vsphere_calls=total))
+    return rows
 
 
 def exit_detection_section():

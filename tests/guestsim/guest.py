@@ -38,6 +38,18 @@ POLL_SECONDS = 1.0           # SECONDS_BETWEEN_POLL_TEST_FINISHED
 INVALIDATE_SECONDS = 60.0    # SECONDS_BETWEEN_INVALIDATING_PROC_HANDLES
 # ListFilesInGuest returns at most this many entries when maxResults is unset.
 DEFAULT_MAX_RESULTS = 50
+# One reply of the agent is at most GUESTMSG_MAX_IN_SIZE - vixPrefixDataSize = 64 KiB - 53 bytes; hostd
+# asks again with an offset until a ListFiles answer is complete (vixTools.c VixToolsListFiles).
+TOOLS_REPLY_MAX = 64 * 1024 - 53
+# vixTools.c: "truncation bool + space + '\0'" and room for "<rem>%d</rem>" plus 10 digits.
+_LIST_REPLY_BASE = 3 + len('<rem>%d</rem>') + 10
+# strlen() of the per-entry format strings (fileExtendedInfoLinuxFormatString / ...WindowsFormatString,
+# FMT64 being "l" on 64-bit Linux and "I64" on Windows), plus VixToolsGetFileExtendedInfoLength's
+# "2 DIRSEPC chars" and "10 + 20 + (20 * 2)" for properties, size and times.
+_LINUX_ENTRY_BASE = len('<fxi><Name>%s</Name><ft>%d</ft><fs>%lu</fs><mt>%lu</mt><at>%lu</at><uid>%d</uid>'
+                        '<gid>%d</gid><perm>%d</perm><slt>%s</slt></fxi>') + 2 + 70 + 10 * 3
+_WINDOWS_ENTRY_BASE = len('<fxi><Name>%s</Name><ft>%d</ft><fs>%I64u</fs><mt>%I64u</mt><ct>%I64u</ct>'
+                          '<at>%I64u</at></fxi>') + 2 + 70 + 20
 # TerminateProcessInGuest: SIGTERM, wait this long, then SIGKILL (procMgrPosix.c).
 TERMINATE_GRACE = 5.0
 KILL_WAIT = 15.0
@@ -54,6 +66,30 @@ def _bash() -> list:
         if os.path.exists(candidate):
             return [candidate, '-c']
     return ['/bin/sh', '-c']
+
+
+# lib/include/vixCommands.h: VIX_COMMAND_MAX_USER_INPUT_SIZE = VIX_COMMAND_MAX_REQUEST_SIZE (65536) - 5000,
+# checked against the request's header and body (foundryMsg.c VixMsg_AllocUserRequestMsg).
+VIX_MAX_USER_INPUT = 65536 - 5000
+# sizeof(VixMsgStartProgramRequest), packed: VixCommandRequestHeader (VixMsgHeader 23 bytes, opCode,
+# requestFlags, timeOut, cookie (8), clientHandleId, userCredentialType) = 51, then startMinimized (1)
+# and five uint32 lengths (vixCommands.h).
+START_PROGRAM_HEADER = 51 + 1 + 5 * 4
+
+
+def start_request_size(spec) -> int:
+    """Header and body of the VIX StartProgram request for a ProgramSpec: the header, then programPath,
+    arguments and workingDirectory, each NUL-terminated, then every environment entry NUL-terminated."""
+    def length(text):
+        return len((text or '').encode('utf-8')) + 1
+    size = START_PROGRAM_HEADER + length(spec.programPath) + length(spec.arguments) + length(spec.workingDirectory)
+    return size + sum(length(item) for item in spec.envVariables or [])
+
+
+def _xml_escape(text: str) -> str:
+    """The agent's XML escaping of names and link targets (VixToolsXMLStringEscapedLen)."""
+    return text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;').replace('"', '&quot;') \
+        .replace("'", '&apos;')
 
 
 def errno_fault(exc: OSError, path: str):
@@ -426,9 +462,20 @@ class GuestSystem:
             raise errno_fault(exc, file_path) from None
 
     def list_files(self, file_path: str, index: int | None, max_results: int | None, pattern: str | None):
+        """ListFilesInGuest as the agent answers it (vixTools.c VixToolsListFiles).
+
+        Returns (ListFileInfo, number of agent replies hostd needed to assemble it)."""
+        index = 0 if index is None else index
+        max_results = DEFAULT_MAX_RESULTS if max_results is None else max_results
+        if index < 0 or max_results < 0:
+            # "bora/vmx/automation/guestOps.c::GuestOpsListFiles() throws VIX_E_INVALID_ARG if
+            # (index < 0) || (maxResults < 0)" (vixTools.c).
+            raise faults.invalid_argument()
         path = self.resolve(file_path)
         if pattern:
             try:
+                # GLib's g_regex_new is PCRE; Python's re is close enough for the patterns clients send
+                # (anchors, classes, alternation), but lacks possessive quantifiers and \K (README).
                 matcher = re.compile(pattern)
             except re.error:
                 raise faults.invalid_argument() from None
@@ -438,10 +485,11 @@ class GuestSystem:
             raise faults.file_not_found(file_path)
         entries = []
         try:
-            # The agent asks File_IsDirectory(), which follows symlinks: a link to a directory lists
-            # the directory's entries, not the link itself.
-            if os.path.isdir(path):
-                names = ['.', '..'] + sorted(os.listdir(path))
+            # "First check for symlink -- File_IsDirectory() will lie if its a symlink to a directory"
+            # (vixTools.c): a symlink is listed as itself, even when it points to a directory.
+            if not os.path.islink(path) and os.path.isdir(path):
+                # File_ListDirectory gives readdir() order (not sorted); '.' and '..' are put first.
+                names = ['.', '..'] + os.listdir(path)
                 for name in names:
                     full = os.path.join(path, name)
                     try:
@@ -453,10 +501,15 @@ class GuestSystem:
         except OSError as exc:
             raise errno_fault(exc, file_path) from None
         if matcher is not None:
+            # "If a regex pattern is specified, apply it first. The request index and offset
+            # parameters are referring to the filtered entries."
             entries = [e for e in entries if matcher.search(e[0])]
-        start = max(index or 0, 0)
-        limit = DEFAULT_MAX_RESULTS if not max_results or max_results <= 0 else max_results
-        page = entries[start:start + limit]
+        if max_results == 0:
+            # "Do not fail the API if maxResults is 0, instead, return an empty file list plus the
+            # remaining number of files."
+            remaining = len(entries) - index if index < len(entries) else 0
+            return vim.vm.guest.FileManager.ListFileInfo(files=[], remaining=remaining), 1
+        page = entries[index:index + max_results]
         files = []
         for name, st, full in page:
             if stat.S_ISLNK(st.st_mode):
@@ -467,8 +520,28 @@ class GuestSystem:
                 kind = 'file'
             files.append(vim.vm.guest.FileManager.FileInfo(
                 path=name, type=kind, size=st.st_size, attributes=self.attributes_of(full, st)))
-        remaining = max(len(entries) - start - len(page), 0)
-        return vim.vm.guest.FileManager.ListFileInfo(files=files, remaining=remaining)
+        remaining = max(len(entries) - index - len(page), 0)
+        return (vim.vm.guest.FileManager.ListFileInfo(files=files, remaining=remaining),
+                self.list_reply_count(files))
+
+    def list_entry_length(self, info) -> int:
+        """VixToolsGetFileExtendedInfoLength: the bytes one entry takes in an agent reply."""
+        target = getattr(info.attributes, 'symlinkTarget', None) or ''
+        return _LINUX_ENTRY_BASE + len(_xml_escape(target)) + len(_xml_escape(info.path))
+
+    def list_reply_count(self, files) -> int:
+        """How many agent replies hostd needs for ``files``: each reply holds the entries whose
+        lengths keep it below TOOLS_REPLY_MAX; a truncated reply makes hostd ask again with the
+        offset set to the entries received (vixTools.c VixToolsListFiles)."""
+        replies = 1
+        size = _LIST_REPLY_BASE
+        for info in files:
+            length = self.list_entry_length(info)
+            if size + length >= TOOLS_REPLY_MAX and size > _LIST_REPLY_BASE:
+                replies += 1
+                size = _LIST_REPLY_BASE
+            size += length
+        return replies
 
     def check_upload_target(self, guest_path: str, attrs, overwrite: bool) -> str:
         """The agent's checks in InitiateFileTransferToGuest; returns the real path."""

@@ -16,7 +16,7 @@ from pyVmomi import vim, vmodl
 from . import faults, soap
 from .collector import ContainerView, PropertyCollector, top_property
 from .faultrules import FaultRules
-from .guest import POLL_SECONDS as EXIT_POLL_INTERVAL, GuestSystem
+from .guest import POLL_SECONDS as EXIT_POLL_INTERVAL, VIX_MAX_USER_INPUT, GuestSystem, start_request_size
 from .inventory import ESXI_ABOUT, Inventory, VirtualMachine
 from .search import SearchIndex
 from .windows import WindowsGuestSystem, WindowsTools
@@ -96,6 +96,8 @@ class Service:
         self.transfers = TransferStore(**({'ttl': transfer_ttl} if transfer_ttl else {}))
         self.rules = FaultRules()
         self.calls: Counter = Counter()
+        # Agent replies hostd needed per method (ListFilesInGuest: a large listing takes several).
+        self.tools_replies: Counter = Counter()
         self.lock = threading.Lock()
         self.instance_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, 'guestsim:' + self.state_dir))
         self.views: dict[str, ContainerView] = {}
@@ -513,7 +515,10 @@ class Service:
     def list_files(self, call, provider, this, vm, auth, filePath, index=None, maxResults=None, matchPattern=None):
         del call, provider, this
         _machine, guest, _user = self._guest(vm, auth)
-        return guest.list_files(filePath, index, maxResults, matchPattern)
+        listing, replies = guest.list_files(filePath, index, maxResults, matchPattern)
+        with self.lock:
+            self.tools_replies['ListFilesInGuest'] += replies
+        return listing
 
     def _issue(self, machine, **fields):
         """A transfer ticket for the VM's host, and its URL as the endpoint called hands it out.
@@ -550,6 +555,11 @@ class Service:
     def start_program(self, call, provider, this, vm, auth, spec):
         del call, provider, this
         _machine, guest, user = self._guest(vm, auth)
+        size = start_request_size(spec)
+        if size > VIX_MAX_USER_INPUT:
+            # foundryMsg.c VixMsg_AllocUserRequestMsg: VIX_E_ARGUMENT_TOO_BIG. Which vim fault hostd
+            # makes of it is not documented; InvalidArgument is the documented fault of a bad spec (README).
+            raise faults.invalid_argument('spec')
         return guest.start_program(user, spec)
 
     def list_processes(self, call, provider, this, vm, auth, pids=None):
@@ -604,6 +614,7 @@ class Service:
     def reset(self):
         with self.lock:
             self.calls.clear()
+            self.tools_replies.clear()
             self.options = dict(self.default_options)
         self.rules.clear()
 
@@ -630,6 +641,7 @@ class Service:
             self.temp_paths = [t for t in self.temp_paths if os.path.lexists(t['path'])]
             temp_paths = [dict(t) for t in self.temp_paths]
             calls = dict(self.calls)
+            tools_replies = dict(self.tools_replies)
             in_flight = dict(self.in_flight)
         processes = []
         for moid, guest in self.guests.items():
@@ -648,6 +660,7 @@ class Service:
         return {
             'sessions': self.sessions.snapshot(),
             'calls': calls,
+            'tools_replies': tools_replies,
             'temp_paths': temp_paths,
             'processes': processes,
             'transfers': {'pending': self.transfers.pending()},

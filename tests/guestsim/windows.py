@@ -27,7 +27,7 @@ from datetime import datetime
 from pyVmomi import vim
 
 from . import faults
-from .guest import POLL_SECONDS, GuestProcess, GuestSystem, _utc_seconds, errno_fault
+from .guest import _WINDOWS_ENTRY_BASE, POLL_SECONDS, GuestProcess, GuestSystem, _utc_seconds, _xml_escape, errno_fault
 
 LOG = logging.getLogger(__name__)
 
@@ -418,6 +418,10 @@ class WindowsGuestSystem(GuestSystem):
             hidden=self._hidden(path),
             readOnly=self._read_only(st),
         )
+
+    def list_entry_length(self, info) -> int:
+        """Windows entries carry no symlink target (vixTools.c fileExtendedInfoWindowsFormatString)."""
+        return _WINDOWS_ENTRY_BASE + len(_xml_escape(info.path))
 
     @staticmethod
     def check_posix_attributes(attrs):

@@ -149,7 +149,7 @@ def host_props(name='esx1', ips=(), sha1=None, pem=None):
     return props
 
 
-def make_client(validate_certs=False, transfer_host=None, host=None, transfer_validate='ca'):
+def make_client(validate_certs=False, transfer_host=None, host=None, transfer_validate='ca', transfer_mode='esxi'):
     session = VSphereSession('vc.example.com', 'user', 'pw', 443, validate_certs)
     session.si = mock.Mock()
     host = host if host is not None else host_props()
@@ -161,6 +161,7 @@ def make_client(validate_certs=False, transfer_host=None, host=None, transfer_va
     clock = Clock()
     session._sleep, session._clock = clock.sleep, clock
     client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, transfer_validate=transfer_validate,
+                         transfer_mode=transfer_mode,
                          sleep=clock.sleep, clock=clock)
     return client, file_manager, process_manager, clock
 

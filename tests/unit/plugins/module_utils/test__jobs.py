@@ -34,6 +34,11 @@ class Entry(object):
 class FakeClient(object):
     """Just enough of GuestClient for the job steps."""
 
+    channel = 'esxi'
+
+    def prefetch(self, paths, limit, directory=None):
+        self.prefetched = (list(paths), limit, directory)
+
     def __init__(self, listing=(), files=None):
         self.vm = VirtualMachine(vim.VirtualMachine('vm-1'), {'name': 'web01'})
         self.listing = list(listing)
