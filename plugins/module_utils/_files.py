@@ -136,12 +136,15 @@ def _upload_atomically(client, fileobj, size, dest, existing, attributes, checks
         if uploaded != checksum:
             raise VSphereError("Uploading to '%s' failed: the local source changed during the upload." % dest)
         client.move_file(temp, dest, overwrite=existing is not None)
+        return
+    except VSphereError as err:
+        failure = err
+    # Cleaned up outside the handler, so that the cleanup's own faults do not carry the transfer's error.
+    try:
+        client.delete(temp)
     except VSphereError:
-        try:
-            client.delete(temp)
-        except VSphereError:
-            pass  # the original error is the one to report
-        raise
+        pass  # the original error is the one to report
+    raise failure
 
 
 def _missing_parent(client, dest, guest_os):

@@ -615,7 +615,7 @@ class GuestClient(object):
         return final
 
     def _describe_host(self, url, final):
-        """"the ESXi host 'DC0_H0' (127.0.1.1:443)" for messages: the name vCenter gave and the address tried."""
+        """The host for messages, the name vCenter gave and the address tried: "the ESXi host 'DC0_H0' (tried ...)"."""
         name = url_hostname(url)
         tried = url_host(final)
         if name == '*':
@@ -691,12 +691,7 @@ class GuestClient(object):
                                "(transfer_validate=thumbprint), or in a lab set transfer_validate=none."
                                % (host, scrub(getattr(cause, 'verify_message', None) or _reason(exc))),
                                fault=exc, retryable=False)
-        if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(cause, (
-                ConnectionRefusedError, socket.gaierror)) or isinstance(cause, OSError) and \
-                getattr(cause, 'errno', None) in (errno.EHOSTUNREACH, errno.ENETUNREACH) or \
-                isinstance(exc, requests.exceptions.ConnectionError) and not dropped(exc) and not isinstance(
-                    exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.SSLError)) and \
-                not isinstance(exc, requests.exceptions.Timeout):
+        if _not_connected(exc, cause):
             return _unreachable(self._error(step, "%s cannot be reached (%s). %s" % (
                 host, scrub(_reason(exc)), self._firewall_advice(final)), fault=exc, retryable=False))
         if isinstance(cause, ssl.SSLError) and not dropped(exc):
@@ -1113,6 +1108,19 @@ class _BrokenTransfer(Exception):
     def __init__(self, error):
         super(_BrokenTransfer, self).__init__(error.msg)
         self.error = error
+
+
+def _not_connected(exc, cause):
+    """Whether a transfer request failed before a connection was made: refused, not resolved, no
+    route, a connect timeout, or another connection error that is neither TLS nor a broken one."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(cause, (ConnectionRefusedError,
+                                                                                 socket.gaierror)):
+        return True
+    if isinstance(cause, OSError) and getattr(cause, 'errno', None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return True
+    return (isinstance(exc, requests.exceptions.ConnectionError) and not dropped(exc)
+            and not isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.SSLError,
+                                     requests.exceptions.Timeout)))
 
 
 def _reason(exc):

@@ -78,7 +78,9 @@ def root_cause(exc):
             inner = args[0]
             continue
         context = inner.__cause__ or inner.__context__
-        if isinstance(inner, OSError) or context is None:
+        # A vSphere fault is the server's answer, never a wrapper: the context it carries is only the
+        # error being handled when it was raised (a cleanup after a failed transfer, say).
+        if isinstance(inner, OSError) or context is None or getattr(type(inner), '_wsdlName', None):
             return inner
         inner = context
     return inner

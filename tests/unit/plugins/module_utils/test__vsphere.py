@@ -418,3 +418,19 @@ def test_close_drops_the_password():
     with pytest.raises(VSphereError):
         session.call('Doing it', func)
     assert func.call_count == 1
+
+
+def test_a_fault_raised_while_handling_a_network_error_is_not_taken_for_one():
+    from pyVmomi import vim  # pylint: disable=import-outside-toplevel
+    from ansible_collections.guestops.vsphere.plugins.module_utils._retry import (  # pylint: disable=import-outside-toplevel
+        retry_kind,
+        root_cause,
+    )
+    try:
+        try:
+            raise ConnectionRefusedError(111, 'Connection refused')
+        except ConnectionRefusedError:
+            raise vim.fault.FileNotFound(file='/tmp/x')
+    except vim.fault.FileNotFound as fault:
+        assert isinstance(root_cause(fault), vim.fault.FileNotFound)
+        assert retry_kind(fault) is None
