@@ -571,7 +571,7 @@ def _run_helper(client, spec, label, warnings):
 
 
 def _windows_tree(client, job, warnings):
-    """The pids below the job's program, listed while it still runs (wmic), or None when unknown."""
+    """{parent pid: [child pids]} of the guest's processes (wmic), or None when unknown."""
     listing = _paths.join(job.temp_dir, 'processes', guest_os='windows')
     line = '%s process get ParentProcessId,ProcessId 1>"%s" 2>NUL <NUL' % (WMIC, listing)
     if _run_helper(client, ProgramSpec(WINDOWS_SHELL, '/d /s /c "%s"' % line, job.temp_dir),
@@ -582,7 +582,22 @@ def _windows_tree(client, job, warnings):
     except VSphereError as err:
         warnings.append('Reading the guest process list failed: %s' % err.msg)
         return None
-    return descendants(parse_process_tree(data), job.pid)
+    return parse_process_tree(data)
+
+
+def _below(tree, pids):
+    """The pids below any of ``pids`` in ``tree`` that are not in ``pids``, parents first."""
+    found = []
+    for pid in pids:
+        for child in descendants(tree, pid):
+            if child not in pids and child not in found:
+                found.append(child)
+    return found
+
+
+# Listings after the first terminations: a process of the tree may have started one more program
+# between the listing and its own end (Windows keeps a dead parent's pid as ParentProcessId).
+TREE_RECHECKS = 2
 
 
 def end_program(client, job, warnings):
@@ -594,17 +609,28 @@ def end_program(client, job, warnings):
     with wmic while the parent runs, then the parent and every listed descendant are terminated.
     """
     rest = []
+    listed = False
     if job.guest_os == 'windows':
         spec = ProgramSpec(TASKKILL, '/T /F /PID %d' % job.pid, job.temp_dir)
         if _run_helper(client, spec, 'taskkill /T /F /PID %d' % job.pid, warnings) != 0:
-            rest = _windows_tree(client, job, warnings)
-            if rest is None:
-                rest = []
+            tree = _windows_tree(client, job, warnings)
+            listed = tree is not None
+            if listed:
+                rest = descendants(tree, job.pid)
+            else:
                 warnings.append('The programs started by pid %s could not be listed; only pid %s was terminated.'
                                 % (job.pid, job.pid))
-    client.terminate(job.pid)
-    for pid in rest:
+    ended = [job.pid] + rest
+    for pid in ended:
         client.terminate(pid)
+    for _ in range(TREE_RECHECKS if listed else 0):
+        tree = _windows_tree(client, job, warnings)
+        late = _below(tree, ended) if tree is not None else []
+        if not late:
+            break
+        for pid in late:
+            client.terminate(pid)
+        ended.extend(late)
     try:
         client.wait_for_exit(job.pid, TERMINATE_GRACE)
     except WaitTimeout:
@@ -697,7 +723,7 @@ def run_program(client, request, check_mode=False):
         result.update(rc=found.rc, timed_out=found.timed_out)
         finish_times(job, end, result)
         if found.note:
-            warnings.append(found.note.capitalize() + '.')
+            warnings.append(found.note[:1].upper() + found.note[1:] + '.')
         missing = read_outputs(client, job, request.output_limit, result)
         if found.rc is None:
             reason = found.note or 'vSphere reported none'
@@ -763,7 +789,7 @@ def job_status(client, job, cleanup=False, terminate_running=False, output_limit
     # A non-zero rc is reported, not failed: the caller decides (like async_status).
     result.update(finished=True, rc=found.rc, timed_out=found.timed_out, failed=False)
     if found.note:
-        warnings.append(found.note.capitalize() + '.')
+        warnings.append(found.note[:1].upper() + found.note[1:] + '.')
     finish_times(job, record_end(info), result)
     read_outputs(client, job, output_limit, result)
     warnings.extend(result.pop('warnings', []))

@@ -262,7 +262,8 @@ class WindowsClient(FakeClient):
 
     def download_bytes(self, path, limit=None):
         assert path.endswith('\\processes')
-        return type('D', (), dict(data=self.listing_data, truncated=False, size=len(self.listing_data)))()
+        data = self.listing_data.pop(0) if isinstance(self.listing_data, list) else self.listing_data
+        return type('D', (), dict(data=data, truncated=False, size=len(data)))()
 
     def terminate(self, pid):
         self.terminated.append(pid)
@@ -291,6 +292,16 @@ def test_end_program_on_windows_lists_the_tree_when_taskkill_cannot():
     assert 'wmic.exe process get ParentProcessId,ProcessId 1>"C:\\' in client.started[1].arguments
     # The parent first (so it starts nothing more), then what it started, from the list taken while it ran.
     assert client.terminated == [364, 372, 390, 380] and warnings == []
+
+
+def test_end_program_on_windows_ends_a_program_the_tree_started_after_it_was_listed():
+    late = WMIC_OUTPUT.decode('utf-16') + '390  400  \r\n400  410  \r\n'
+    client = WindowsClient(taskkill_code=1, listing=[WMIC_OUTPUT, late.encode('utf-16'), late.encode('utf-16')])
+    warnings = []
+    assert _exec.end_program(client, _windows_job(), warnings)
+    assert client.terminated == [364, 372, 390, 380, 400, 410] and warnings == []
+    wmic_runs = [s for s in client.started if 'wmic.exe' in s.arguments]
+    assert len(wmic_runs) == 3  # the first listing, the one that found 400 and 410, and one that found nothing new
 
 
 def test_end_program_on_windows_warns_when_the_tree_is_unknown():
