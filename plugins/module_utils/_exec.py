@@ -623,7 +623,7 @@ def end_program(client, job, warnings):
     ended = [job.pid] + rest
     for pid in ended:
         client.terminate(pid)
-    for _ in range(TREE_RECHECKS if listed else 0):
+    for _recheck in range(TREE_RECHECKS if listed else 0):
         tree = _windows_tree(client, job, warnings)
         late = _below(tree, ended) if tree is not None else []
         if not late:
