@@ -390,15 +390,7 @@ def wait_for_rc_file(client, job, timeout):
     is read as well, every few polls: a wrapper that was killed writes no rc file, and the wait then
     ends with the files found so far. Raises WaitTimeout.
     """
-    deadline = client._clock() + timeout
-    attempt = 0
-    while True:
-        remaining = deadline - client._clock()
-        if remaining <= 0:
-            raise WaitTimeout("Waiting for the program failed for VM '%s': pid %s did not finish within %s "
-                              "seconds." % (client.vm.name, job.pid, timeout), job.pid)
-        client._sleep(min(poll_delay(attempt, first=RC_POLL_FIRST), remaining))
-        attempt += 1
+    for attempt, deadline in enumerate(client.polls(job.pid, timeout, first=RC_POLL_FIRST), 1):
         sizes = dict((entry.path, entry.size) for entry in client.list_dir(job.temp_dir))
         if sizes.get(_paths.basename(job.files.rc, job.guest_os)):
             return sizes

@@ -1071,6 +1071,20 @@ class GuestClient(object):
                 return False
             raise
 
+    def polls(self, pid, timeout, first=POLL_FIRST):
+        """Sleep before each poll of a running program (see poll_delay) and yield the wait's
+        deadline; raises WaitTimeout once ``timeout`` seconds have passed."""
+        deadline = self._clock() + timeout
+        attempt = 0
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise WaitTimeout("Waiting for the program failed for VM '%s': pid %s did not finish within %s "
+                                  "seconds." % (self.vm.name, pid, _seconds(timeout)), pid)
+            self._sleep(min(poll_delay(attempt, first=first), remaining))
+            attempt += 1
+            yield deadline
+
     def wait_for_exit(self, pid, timeout):
         """Poll until the program ends; returns a ProcessExit.
 
@@ -1079,15 +1093,7 @@ class GuestClient(object):
         guest no longer lists ends the wait with ``expired=True`` and no exit code (vSphere keeps
         records five minutes; a Tools restart forgets them). Raises WaitTimeout.
         """
-        deadline = self._clock() + timeout
-        attempt = 0
-        while True:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise WaitTimeout("Waiting for the program failed for VM '%s': pid %s did not finish within %s "
-                                  "seconds." % (self.vm.name, pid, _seconds(timeout)), pid)
-            self._sleep(min(poll_delay(attempt), remaining))
-            attempt += 1
+        for deadline in self.polls(pid, timeout):
             try:
                 info = self.process(pid, deadline=deadline)
             except VSphereError as err:
