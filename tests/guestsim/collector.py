@@ -19,13 +19,15 @@ def _typed(value, prop_type):
     return value
 
 
-def top_property(provider, ref, name: str):
-    """(value, declared type) of a top-level property; unmodelled properties get empty defaults."""
+def top_property(provider, ref, name: str, props=None):
+    """(value, declared type) of a top-level property; unmodelled properties get empty defaults.
+    ``props``: the provider's properties() when several paths of one object are read."""
     try:
         info = type(ref)._GetPropertyInfo(name)  # pylint: disable=protected-access
     except (AttributeError, KeyError):
         raise faults.invalid_property(name) from None
-    props = provider.properties()
+    if props is None:
+        props = provider.properties()
     if name in props:
         value = props[name]
     elif issubclass(info.type, list):
@@ -35,10 +37,10 @@ def top_property(provider, ref, name: str):
     return _typed(value, info.type), info.type
 
 
-def path_value(provider, ref, path: str):
+def path_value(provider, ref, path: str, props=None):
     """Value of a property path such as ``guest.toolsRunningStatus``; _UNSET when a level is unset."""
     parts = path.split('.')
-    value, prop_type = top_property(provider, ref, parts[0])
+    value, prop_type = top_property(provider, ref, parts[0], props)
     for part in parts[1:]:
         if value is None:
             return _UNSET, None
@@ -147,8 +149,9 @@ class PropertyCollector:
                     if name not in paths:
                         paths.append(name)
             prop_set = []
+            props = provider.properties()  # once per object: its Lazy values are then built once
             for path in paths:
-                value, _prop_type = path_value(provider, ref, path)
+                value, _prop_type = path_value(provider, ref, path, props)
                 if value is _UNSET or (isinstance(value, list) and not value and not isinstance(value, VmomiSupport.Array)):
                     continue
                 prop_set.append(vmodl.DynamicProperty(name=path, val=value))

@@ -314,11 +314,11 @@ class HostSystem(Entity):
             certificate=[pyvmomi_byte(b) for b in pem] or None)
 
     def properties(self):
-        props = super().properties()
+        props = LazyProperties(super().properties())
         runtime = vim.host.RuntimeInfo(connectionState='connected', powerState='poweredOn',
                                        inMaintenanceMode=False, bootTime=self.boot_time)
         props.update({
-            'config': self.config_info(),
+            'config': Lazy(self.config_info),
             'vm': [v.ref() for v in self.vms],
             'datastore': [d.ref() for d in self.datastores],
             'network': [n.ref() for n in self.networks],
@@ -697,7 +697,7 @@ class VirtualMachine(Entity):
         # one property, and the device list or layoutEx are too costly to build for every read.
         props = LazyProperties(super().properties())
         props.update({
-            'config': self.config_info(),
+            'config': Lazy(self.config_info),
             'runtime': Lazy(self.runtime_info),
             'guest': Lazy(self.guest_info),
             'datastore': Lazy(lambda: [self.datastore.ref()]),

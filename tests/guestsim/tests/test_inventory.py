@@ -7,6 +7,7 @@ import pytest
 from pyVmomi import vim, vmodl
 
 from guestsim import Simulator
+from guestsim import inventory as sim_inventory
 from guestsim.inventory import HostSystem, InventoryError, load_inventory
 
 PC = vmodl.query.PropertyCollector
@@ -62,6 +63,28 @@ def test_nested_paths_and_vm_properties(si):
     assert 'guest.guestFamily' not in off  # unset values are left out
     notools = by_name['DC0_H0_VM_NOTOOLS']
     assert notools['runtime.powerState'] == 'poweredOn' and notools['guest.guestOperationsReady'] is False
+
+
+def test_property_reads_build_only_what_they_read(si, monkeypatch):
+    """A VM's configuration (device list included) is built only for a read of config.*, once per
+    object and call: a lookup reading every VM's name must not build it (it made 20 parallel tasks
+    twice as slow)."""
+    built = []
+    original = sim_inventory.VirtualMachine.config_info
+
+    def counting(self):
+        built.append(self.name)
+        return original(self)
+    monkeypatch.setattr(sim_inventory.VirtualMachine, 'config_info', counting)
+    content = si.RetrieveContent()
+    names = [o.propSet[0].val for o in _all_vms_by_view(content, ['name', 'runtime.powerState'])]
+    assert 'DC0_H0_VM0' in names and built == []
+    vm0 = content.searchIndex.FindByInventoryPath('DC0/vm/DC0_H0_VM0')
+    spec = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=vm0, skip=False)], propSet=[
+        PC.PropertySpec(type=vim.VirtualMachine, pathSet=['config.guestId', 'config.uuid', 'name'])])
+    found = content.propertyCollector.RetrieveContents([spec])
+    assert {p.name for p in found[0].propSet} == {'config.guestId', 'config.uuid', 'name'}
+    assert built == ['DC0_H0_VM0']
 
 
 def test_vm_property_reads_through_fetch(si):
