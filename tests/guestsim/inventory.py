@@ -6,6 +6,7 @@ pyVmomi objects on demand, so values such as the guest state follow the simulate
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 from datetime import datetime, timezone
@@ -729,13 +730,31 @@ class Inventory:
 
     def _register(self, entity):
         if isinstance(entity, HostSystem):
-            count = sum(1 for e in self.by_moid.values() if isinstance(e, HostSystem)) + 1
-            if count > 254:
-                raise ValueError('at most 254 hosts (management addresses %s1 to %s254)'
-                                 % (HOST_ADDRESS_PREFIX, HOST_ADDRESS_PREFIX))
-            entity.address = '%s%d' % (HOST_ADDRESS_PREFIX, count)
+            entity.address = self._host_address(entity.name)
         self.by_moid[entity.moid] = entity
         return entity
+
+    def _host_address(self, name: str) -> str:
+        """A host added to vCenter by its IP address is named by it and listens there (loopback
+        only); the others get the next free 127.0.1.N."""
+        taken = {h.address for h in self.hosts()}
+        try:
+            named = ipaddress.ip_address(name)
+        except ValueError:
+            named = None
+        if named is not None:
+            if named.version != 4 or not named.is_loopback:
+                raise ValueError('host %s: a host named by an IP address listens there, so it must be in '
+                                 '127.0.0.0/8' % name)
+            if name in taken:
+                raise ValueError('host %s: that address belongs to another host already' % name)
+            return name
+        for number in range(1, 255):
+            address = '%s%d' % (HOST_ADDRESS_PREFIX, number)
+            if address not in taken:
+                return address
+        raise ValueError('at most 254 hosts (management addresses %s1 to %s254)'
+                         % (HOST_ADDRESS_PREFIX, HOST_ADDRESS_PREFIX))
 
     def hosts(self) -> list:
         return [e for e in self.by_moid.values() if isinstance(e, HostSystem)]
@@ -931,11 +950,16 @@ def load_inventory(path: str) -> Inventory:
             datacenter = inv.add_datacenter(dc_spec['name'])
         for folder in dc_spec.get('folders') or []:
             inv.add_vm_folder(datacenter, folder)
-        for host in dc_spec.get('hosts') or []:
-            inv.add_standalone_host(datacenter, *_host_spec(path, host))
-        for cluster in dc_spec.get('clusters') or []:
-            inv.add_cluster(datacenter, cluster['name'], [_host_spec(path, h) for h in cluster.get('hosts')
-                                                          or ['%s_H0' % cluster['name']]])
+        try:
+            for host in dc_spec.get('hosts') or []:
+                inv.add_standalone_host(datacenter, *_host_spec(path, host))
+            for cluster in dc_spec.get('clusters') or []:
+                inv.add_cluster(datacenter, cluster['name'], [_host_spec(path, h) for h in cluster.get('hosts')
+                                                              or ['%s_H0' % cluster['name']]])
+        except InventoryError:
+            raise
+        except ValueError as exc:
+            raise InventoryError('%s: %s' % (path, exc)) from None
     for vm_spec in data.get('vms') or []:
         if 'name' not in vm_spec:
             raise InventoryError('%s: every VM needs a name' % path)

@@ -133,6 +133,38 @@ def test_a_silent_host_accepts_tcp_and_never_answers(tmp_path):
                 sock.recv(1)
 
 
+def test_a_host_added_by_ip_address_is_named_by_it_and_its_urls_work_as_given(tmp_path, auth):
+    """vCenter names a host added by its IP address by that address; its transfer URLs then resolve."""
+    inventory = default_inventory()
+    host = inventory.add_standalone_host(inventory.datacenter('DC0'), '127.0.1.200')
+    inventory.add_vm(inventory.datacenter('DC0'), 'IPHOST_VM0', host='127.0.1.200')
+    assert host.address == '127.0.1.200'
+    assert inventory.add_standalone_host(inventory.datacenter('DC0'), 'H_NEXT').address == '127.0.1.6'
+    with Simulator(port=0, state_dir=str(tmp_path), inventory=inventory, control_port=None) as simulator:
+        handle = SimulatorHandle(simulator)
+        si = handle.connect()
+        try:
+            guest = GuestClient(handle, si, 'IPHOST_VM0', auth)
+            assert guest.vm.runtime.host.name == '127.0.1.200'
+            base = guest.temp_dir()
+            url = guest.files.InitiateFileTransferToGuest(guest.vm, auth, base + '/f', FM.PosixFileAttributes(), 2,
+                                                          True)
+            assert url.startswith('https://127.0.1.200:%d/guestFile?id=' % simulator.port)
+            assert requests.put(url, data=b'hi', verify=simulator.ca_file, timeout=10).status_code == 200
+            guest.files.DeleteDirectoryInGuest(guest.vm, auth, base, True)
+        finally:
+            Disconnect(si)
+
+
+def test_hosts_named_by_ip_address_must_be_loopback_and_unique():
+    inventory = default_inventory()
+    datacenter = inventory.datacenter('DC0')
+    with pytest.raises(ValueError, match='must be in 127.0.0.0/8'):
+        inventory.add_standalone_host(datacenter, '10.0.0.5')
+    with pytest.raises(ValueError, match='belongs to another host'):
+        inventory.add_standalone_host(datacenter, '127.0.1.1')
+
+
 def test_a_host_can_present_another_certificate_than_vcenter_reports(sim, si):
     host = si.RetrieveContent().searchIndex.FindByInventoryPath('DC0/vm/DC0_H0_VM0').runtime.host
     reported = host.summary.config.sslThumbprint
