@@ -152,6 +152,34 @@ options:
     type: str
     vars:
       - name: ansible_vmtools_transfer_host
+  transfer_validate:
+    description:
+      - How the TLS certificate of the ESXi host is checked for file transfers, as in M(guestops.vsphere.guest_exec).
+      - V(ca) verifies it against the same trust as vCenter's certificate, following O(validate_certs).
+      - V(thumbprint) accepts exactly the certificate that vCenter reports for the VM's host, for ESXi hosts with
+        self-signed certificates behind a trusted vCenter.
+      - V(none) does not check the ESXi host's certificate (labs only).
+    type: str
+    choices: [ca, thumbprint, none]
+    default: ca
+    vars:
+      - name: ansible_vmtools_transfer_validate
+  transfer_mode:
+    description:
+      - How modules, files and output travel between the controller and the guest, as in
+        M(guestops.vsphere.guest_exec).
+      - V(esxi) uses the HTTPS transfer URLs of the VM's ESXi host; the controller must reach it on port 443.
+      - V(vcenter) sends everything through vCenter alone (for sites where only vCenter is routed); slower, and
+        capped at 1 MiB for a file copied in and 4 MiB for a file fetched.
+      - V(auto) uses the ESXi host and switches to vCenter for the rest of the task when that host cannot be
+        reached.
+    type: str
+    choices: [auto, esxi, vcenter]
+    default: auto
+    env:
+      - name: VMWARE_GUEST_TRANSFER_MODE
+    vars:
+      - name: ansible_vmtools_transfer_mode
   request_timeout:
     description:
       - Seconds to wait for any single answer from vCenter/ESXi.
@@ -336,6 +364,15 @@ def vm_selector(options):
     return dict(name=name, datacenter=options.get('datacenter') or None, folder=options.get('folder') or None)
 
 
+def connection_message(err):
+    """The engine's message, with the names this connection gives the transfer settings."""
+    msg = err.msg
+    if 'transfer_mode=vcenter' in msg or 'transfer_host' in msg:
+        msg += (' (For this connection they are the variables ansible_vmtools_transfer_host and '
+                'ansible_vmtools_transfer_mode.)')
+    return msg
+
+
 def selector_key(selector):
     return json.dumps(selector, sort_keys=True)
 
@@ -455,7 +492,9 @@ class Connection(ConnectionBase):
         self._session = session
         self._vm = vm
         self._client = GuestClient(session, vm, self.get_option('remote_user'), self.get_option('password'),
-                                   transfer_host=self.get_option('transfer_host'))
+                                   transfer_host=self.get_option('transfer_host'),
+                                   transfer_validate=self.get_option('transfer_validate'),
+                                   transfer_mode=self.get_option('transfer_mode'))
         self._connected = True
         display.vvv('VMTOOLS: %s VM %s (%s) as guest user %s' % (
             'reattached to the kept session for' if session.reattached else 'logged in to %s for' % session.hostname,
@@ -543,7 +582,7 @@ class Connection(ConnectionBase):
             rc, stdout, stderr = self._collect(job, sizes)
             job.ended = True
         except VSphereError as err:
-            raise AnsibleConnectionFailure(err.msg)
+            raise AnsibleConnectionFailure(connection_message(err))
         finally:
             if job is not None:
                 remove_job(client, job, warnings)
@@ -605,7 +644,8 @@ class Connection(ConnectionBase):
             with open(b_path, 'rb') as source:
                 client.upload(source, size, out_path, attributes=client.file_attributes(mode=0o600))
         except VSphereError as err:
-            raise AnsibleError('Copying %s to %s in VM %s failed: %s' % (in_path, out_path, self._vm.name, err.msg))
+            raise AnsibleError('Copying %s to %s in VM %s failed: %s' % (in_path, out_path, self._vm.name,
+                                                                      connection_message(err)))
 
     def fetch_file(self, in_path, out_path):
         super(Connection, self).fetch_file(in_path, out_path)
@@ -623,7 +663,7 @@ class Connection(ConnectionBase):
                 raise
             if err.fault is not None and fault_is(err.fault, 'FileNotFound'):
                 raise AnsibleFileNotFound('%s does not exist in VM %s' % (in_path, self._vm.name))
-            raise AnsibleError('Fetching %s from VM %s failed: %s' % (in_path, self._vm.name, err.msg))
+            raise AnsibleError('Fetching %s from VM %s failed: %s' % (in_path, self._vm.name, connection_message(err)))
 
     # ----------------------------------------------------------------- end
     def close(self):

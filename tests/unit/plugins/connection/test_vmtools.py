@@ -19,6 +19,7 @@ import pytest
 from ansible.errors import AnsibleError
 
 from ansible_collections.guestops.vsphere.plugins.connection.vmtools import (
+    connection_message,
     feed_become,
     guest_command,
     is_windows,
@@ -29,10 +30,10 @@ from ansible_collections.guestops.vsphere.plugins.connection.vmtools import (
 from ansible_collections.guestops.vsphere.plugins.module_utils import _session_cache
 from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import build_program, output_paths
 from ansible_collections.guestops.vsphere.plugins.module_utils._exec import Job, wait_for_rc_file
+from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import GuestClient, WaitTimeout
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VirtualMachine, VSphereSession, vim
 
-NEEDS_SH = pytest.mark.skipif(not os.path.exists('/bin/sh'), reason='needs a POSIX shell')
 
 
 # --------------------------------------------------------------------------- VM selection
@@ -58,6 +59,13 @@ def test_vm_selector(options, expected):
 def test_vm_selector_refuses(options, message):
     with pytest.raises(AnsibleError, match=message):
         vm_selector(options)
+
+
+def test_connection_message_names_the_connections_transfer_variables():
+    unreachable = VSphereError('cannot be reached. Set transfer_host, or set transfer_mode=vcenter.')
+    assert connection_message(unreachable).endswith(
+        '(For this connection they are the variables ansible_vmtools_transfer_host and ansible_vmtools_transfer_mode.)')
+    assert connection_message(VSphereError('guest login refused')) == 'guest login refused'
 
 
 def test_selector_key_is_stable():
@@ -93,7 +101,6 @@ def _run(command, cwd, stdin=None, env=None):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
 
 
-@NEEDS_SH
 def test_guest_command_starts_in_home_with_tmpdir_in_the_job_directory(tmp_path):
     home, job = tmp_path / 'home', tmp_path / "job dir's"
     home.mkdir()
@@ -103,7 +110,6 @@ def test_guest_command_starts_in_home_with_tmpdir_in_the_job_directory(tmp_path)
     assert done.stdout.decode().splitlines() == [str(home), str(job), str(job)]
 
 
-@NEEDS_SH
 def test_wrapper_feeds_the_stdin_file_to_the_command(tmp_path):
     out, err, rc = output_paths(str(tmp_path), 'linux')
     stdin = tmp_path / 'stdin'
@@ -123,7 +129,6 @@ exec /bin/sh -c "echo $MARK; cat"
 '''
 
 
-@NEEDS_SH
 @pytest.mark.parametrize('ask, expected_stdout', [
     ('1', b'BECOME-SUCCESS-x\nthe module\n'),   # the prompt comes: the password line goes to sudo
     ('', b'BECOME-SUCCESS-x\nthe module\n'),    # no prompt (no password needed): the line is skipped
@@ -144,7 +149,6 @@ def test_become_feeder_answers_only_a_prompt(tmp_path, ask, expected_stdout):
     assert time.monotonic() - started < 10
 
 
-@NEEDS_SH
 def test_become_feeder_stops_when_the_command_ends_without_prompt_or_marker(tmp_path):
     stdin, out, err, ended = (tmp_path / n for n in ('stdin', 'stdout', 'stderr', 'ended'))
     stdin.write_bytes(b'secret\n')

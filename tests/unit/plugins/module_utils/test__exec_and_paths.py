@@ -9,7 +9,6 @@ import os
 
 import pytest
 
-pytest.importorskip('pyVmomi')
 from pyVmomi import vim  # noqa: E402
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (  # noqa: E402

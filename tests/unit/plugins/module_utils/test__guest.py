@@ -11,8 +11,7 @@ from unittest import mock
 
 import pytest
 
-pytest.importorskip('pyVmomi')
-requests = pytest.importorskip('requests')
+import requests  # noqa: E402
 from pyVmomi import vim  # noqa: E402
 
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (  # noqa: E402

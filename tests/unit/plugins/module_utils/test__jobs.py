@@ -10,7 +10,6 @@ import stat
 
 import pytest
 
-pytest.importorskip('pyVmomi')
 from pyVmomi import vim  # noqa: E402
 
 from ansible_collections.guestops.vsphere.plugins.module_utils import _exec, _session_cache  # noqa: E402

@@ -12,7 +12,6 @@ from unittest import mock
 
 import pytest
 
-pyVmomi = pytest.importorskip('pyVmomi')
 from pyVmomi import vim, vmodl  # noqa: E402
 
 from ansible_collections.guestops.vsphere.plugins.module_utils import _vsphere  # noqa: E402

@@ -15,8 +15,7 @@ from unittest import mock
 
 import pytest
 
-pytest.importorskip('pyVmomi')
-requests = pytest.importorskip('requests')
+import requests  # noqa: E402
 from pyVmomi import vim  # noqa: E402
 
 try:
