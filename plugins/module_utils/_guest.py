@@ -235,6 +235,15 @@ class EsxiHost(object):
         self.connection_state = connection_state
         self.problem = problem  # why vCenter could not tell (a sentence), or None
 
+    def as_kept(self, with_certificate):
+        return dict(name=self.name, ips=self.ips, sha1=self.sha1, sha256=self.sha256,
+                    connection_state=self.connection_state, with_certificate=bool(with_certificate))
+
+    @classmethod
+    def from_kept(cls, kept):
+        return cls(name=kept.get('name'), ips=kept.get('ips') or (), sha1=kept.get('sha1'), sha256=kept.get('sha256'),
+                   connection_state=kept.get('connection_state'))
+
     @property
     def address(self):
         """The one management IP, or None when vCenter reports none or several."""
@@ -549,14 +558,22 @@ class GuestClient(object):
                 http.close()
                 setattr(self, name, None)
 
-    def esxi_host(self, certificate=False):
+    def esxi_host(self, certificate=False, name=None):
         """What vCenter reports about the VM's ESXi host, read once per client: its name, management
         IPs, connection state and thumbprints (``config.certificate`` only when ``certificate``:
         it is a few kilobytes). The properties are govc's (govmomi ``guest/file_manager.go``
         TransferURL). The VM's ``runtime.host`` comes with its facts; a VM taken without facts (a
         job in a kept session) costs one call more. A user who may not read the host gets an
-        EsxiHost with ``problem`` set, and the URL is tried as vCenter gave it."""
+        EsxiHost with ``problem`` set, and the URL is tried as vCenter gave it.
+
+        In a kept session the facts of a host are kept with it, under the host's name, for the next
+        tasks of the run: ``name`` (the host a transfer URL names) finds them without a call. A VM
+        that moved to another host gets URLs naming that host, which is then looked up."""
         if self._esxi is not None and (self._esxi_certificate or self._esxi.problem or not certificate):
+            return self._esxi
+        kept = self._kept_hosts().get(name) if name else None
+        if kept is not None and (kept.get('with_certificate') or not certificate):
+            self._esxi, self._esxi_certificate = EsxiHost.from_kept(kept), bool(kept.get('with_certificate'))
             return self._esxi
         self._esxi_certificate = certificate
         step = 'Reading the ESXi host of the VM'
@@ -588,7 +605,16 @@ class GuestClient(object):
                               sha1=props.get('summary.config.sslThumbprint'),
                               sha256=pem_sha256(props.get('config.certificate')),
                               connection_state=props.get('runtime.connectionState'))
+        if self._esxi.name:
+            self._kept_hosts()[self._esxi.name] = self._esxi.as_kept(certificate)
         return self._esxi
+
+    def _kept_hosts(self):
+        """Host name -> facts, kept with the session (a dict that goes nowhere without keep_session)."""
+        extra = getattr(self.session, 'kept_extra', None)
+        if extra is None:
+            return {}
+        return extra.setdefault('esxi_hosts', {})
 
     def _url(self, step, url):
         """The URL to send the transfer to, like govc's TransferURL: ``transfer_host`` wins; ``*`` is
@@ -599,7 +625,7 @@ class GuestClient(object):
         pinning = self.transfer_validate == 'thumbprint' and name != '*'
         address = None
         if name != '*' and not self.transfer_host and not is_ip_address(name) or pinning:
-            esxi = self.esxi_host(certificate=pinning)
+            esxi = self.esxi_host(certificate=pinning, name=name if name != '*' else None)
             if name != '*' and not is_ip_address(name):
                 address = esxi.address
         final = transfer_url(url, self.session.hostname, self.session.port, self.transfer_host, address)

@@ -550,6 +550,34 @@ def test_a_named_host_is_reached_at_its_one_management_ip_read_once():
     assert client.session.retrieve.call_count == 2
 
 
+def test_the_next_task_of_a_kept_session_finds_the_host_facts_without_a_call():
+    first, fm, pm, clock = make_client(host=host_props(name='esx1.lab', ips=['10.0.0.5']))
+    _sent_urls(first, fm)
+    kept = first.session.kept_extra
+    assert kept['esxi_hosts']['esx1.lab']['ips'] == ['10.0.0.5']
+    # The next task: a new session object reattached with what the first one kept.
+    second, fm, pm, clock = make_client(host=host_props(name='esx1.lab', ips=['10.9.9.9']))
+    second.session.kept_extra = kept
+    assert _sent_urls(second, fm) == ['https://10.0.0.5:443/guestFile?id=5&token=SECRET']
+    assert second.session.retrieve.call_count == 0
+    # Pinning needs the certificate, which the kept facts lack: the host is read again.
+    third, fm, pm, clock = make_client(host=host_props(name='esx1.lab', ips=['10.0.0.5'], sha1='AB' * 20),
+                                       transfer_validate='thumbprint')
+    third.session.kept_extra = kept
+    with mock.patch.object(requests.Session, 'request', return_value=FakeResponse(chunks=[b'ok'])):
+        fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url=NAMED, size=2)
+        third.download_bytes('/x')
+    assert third.session.retrieve.call_count == 2 and kept['esxi_hosts']['esx1.lab']['with_certificate'] is True
+
+
+def test_kept_host_facts_are_found_by_the_name_the_url_gives():
+    client, fm, pm, clock = make_client(host=host_props(name='esx1.lab', ips=['10.0.0.5']))
+    client.session.kept_extra = {'esxi_hosts': {'esx-old': dict(name='esx-old', ips=['10.0.0.1'])}}
+    # The VM moved: its URLs name esx1, whose facts are read.
+    assert _sent_urls(client, fm) == ['https://10.0.0.5:443/guestFile?id=5&token=SECRET']
+    assert client.session.retrieve.call_count == 2
+
+
 def test_a_vm_with_runtime_host_in_its_facts_costs_one_call():
     client, fm, pm, clock = make_client(host=host_props(ips=['10.0.0.5']))
     client.vm.props['runtime.host'] = vim.HostSystem('host-9')
