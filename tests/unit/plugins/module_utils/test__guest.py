@@ -14,19 +14,22 @@ import pytest
 import requests  # noqa: E402
 from pyVmomi import vim  # noqa: E402
 
-from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (  # noqa: E402
-    POLL_CAP,
-    GuestClient,
-    WaitTimeout,
-    _PinnedAdapter,
-    _SizedReader,
+from ansible_collections.guestops.vsphere.plugins.module_utils._esxi_host import (  # noqa: E402
+    ContextAdapter,
+    PinnedAdapter,
+    SizedReader,
     management_ips,
     pem_sha256,
-    poll_delay,
     scrub,
     split_host_port,
     transfer_url,
     url_host,
+)
+from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (  # noqa: E402
+    POLL_CAP,
+    GuestClient,
+    WaitTimeout,
+    poll_delay,
 )
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (  # noqa: E402
     VirtualMachine,
@@ -334,7 +337,7 @@ def test_upload_streams_with_length_and_rewritten_url():
 
 
 def test_sized_reader_reads_big_chunks():
-    reader = _SizedReader(io.BytesIO(b'x' * (3 * 1024 * 1024)), 3 * 1024 * 1024)
+    reader = SizedReader(io.BytesIO(b'x' * (3 * 1024 * 1024)), 3 * 1024 * 1024)
     assert len(reader.read(8192)) == 1024 * 1024
 
 
@@ -424,13 +427,10 @@ def test_download_bytes_closes_the_response_at_the_limit():
 @pytest.mark.parametrize('verify, reqs', [(True, 'CERT_REQUIRED'), (False, 'CERT_NONE')])
 def test_transfer_adapter_keeps_requests_bundle_out_of_the_shared_context(verify, reqs):
     import ssl  # pylint: disable=import-outside-toplevel
-    from ansible_collections.guestops.vsphere.plugins.module_utils._guest import (  # pylint: disable=import-outside-toplevel
-        _ContextAdapter,
-    )
 
     context = ssl.create_default_context()
     loaded_before = context.cert_store_stats()
-    adapter = _ContextAdapter(context)
+    adapter = ContextAdapter(context)
     conn = mock.Mock(ca_certs='/bundle/from/requests.pem', ca_cert_dir='/some/dir')
     adapter.cert_verify(conn, 'https://esx01:443/guestFile?id=1', verify, None)
     assert conn.cert_reqs == reqs
@@ -647,7 +647,7 @@ def test_thumbprint_pins_sha256_of_the_certificate_else_sha1():
     _sent_urls(client, fm)
     assert client._pins == {'10.0.0.5:443': sha1}
     assert isinstance(client._http_session('https://10.0.0.5:443/guestFile').get_adapter('https://10.0.0.5/'),
-                      _PinnedAdapter)
+                      PinnedAdapter)
 
 
 def test_thumbprint_without_one_from_vcenter_is_a_clear_error():
@@ -658,7 +658,7 @@ def test_thumbprint_without_one_from_vcenter_is_a_clear_error():
 
 
 def test_pinned_adapter_checks_the_fingerprint_and_not_the_ca():
-    adapter = _PinnedAdapter({'10.0.0.5:443': 'AB:CD'})
+    adapter = PinnedAdapter({'10.0.0.5:443': 'AB:CD'})
     conn = mock.Mock(ca_certs='/bundle.pem', ca_cert_dir='/dir')
     adapter.cert_verify(conn, 'https://10.0.0.5:443/guestFile', True, None)
     assert conn.cert_reqs == 'CERT_NONE' and conn.assert_fingerprint == 'abcd' and conn.ca_certs is None
