@@ -238,7 +238,7 @@ options:
       - name: ansible_vmtools_pipelining
 notes:
   - The VM must be powered on with VMware Tools running; file transfers go over HTTPS to the ESXi host of the VM
-    (see O(transfer_host)).
+    (see O(transfer_host)), or through vCenter alone (see O(transfer_mode)).
   - Commands run with the environment VMware Tools gives guest programs (no login shell), start in the guest user's
     home directory and have E(TMPDIR) set to their private temporary directory, which is removed afterwards.
   - Only Linux (POSIX) guests are supported. A Windows VM or the C(powershell) shell type is refused with a message.

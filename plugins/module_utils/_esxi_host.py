@@ -18,6 +18,8 @@ import re
 import ssl
 import traceback
 
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import unverified_ssl_context
+
 REQUESTS_IMPORT_ERROR = None
 try:
     from requests.adapters import HTTPAdapter
@@ -262,10 +264,7 @@ class PinnedAdapter(ContextAdapter):
 
     def __init__(self, pins, **kwargs):
         self._pins = pins
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        super(PinnedAdapter, self).__init__(context, **kwargs)
+        super(PinnedAdapter, self).__init__(unverified_ssl_context(), **kwargs)
 
     def cert_verify(self, conn, url, verify, cert):
         conn.cert_reqs = 'CERT_NONE'

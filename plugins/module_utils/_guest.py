@@ -47,7 +47,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils import _paths
 from ansible_collections.guestops.vsphere.plugins.module_utils import _vcenter_channel as channel
 from ansible_collections.guestops.vsphere.plugins.module_utils._paths import basename
 from ansible_collections.guestops.vsphere.plugins.module_utils._retry import dropped, root_cause
-from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import vim, vmodl
+from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import unverified_ssl_context, vim, vmodl
 
 REQUESTS_IMPORT_ERROR = None
 try:
@@ -280,10 +280,7 @@ class GuestClient(object):
             return self._http_pinned
         if mode == 'none' and url is not None:
             if self._http_unverified is None:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-                self._http_unverified = self._new_http(ContextAdapter(context), False)
+                self._http_unverified = self._new_http(ContextAdapter(unverified_ssl_context()), False)
             return self._http_unverified
         if self._http is None:
             self._http = self._new_http(ContextAdapter(self.session.ssl_context()),

@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import configparser
 import glob
-import importlib
 import io
 import json
 import os
@@ -71,21 +70,9 @@ sys.path.insert(0, COLLECTIONS)
 # pylint: disable=wrong-import-position
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VSphereSession  # noqa: E402
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import GuestClient  # noqa: E402
+from ansible_collections.guestops.vsphere.plugins.module_utils._exec import ProgramRequest, run_program  # noqa: E402
 
 
-def _program_api():
-    """ProgramRequest and run_program: from _exec (after the split of _operations) or _operations."""
-    for name in ('_exec', '_operations'):
-        try:
-            module = importlib.import_module('ansible_collections.guestops.vsphere.plugins.module_utils.' + name)
-        except ImportError:
-            continue
-        if hasattr(module, 'ProgramRequest') and hasattr(module, 'run_program'):
-            return module.ProgramRequest, module.run_program
-    raise ImportError('neither module_utils._exec nor module_utils._operations has ProgramRequest and run_program')
-
-
-ProgramRequest, run_program = _program_api()
 
 VM_NAME = os.environ.get('BENCH_VM', 'DC0_H0_VM0')
 GUEST_USER = os.environ.get('VMWARE_GUEST_USERNAME', 'root')
