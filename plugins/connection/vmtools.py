@@ -644,8 +644,8 @@ class Connection(ConnectionBase):
             with open(b_path, 'rb') as source:
                 client.upload(source, size, out_path, attributes=client.file_attributes(mode=0o600))
         except VSphereError as err:
-            raise AnsibleError('Copying %s to %s in VM %s failed: %s' % (in_path, out_path, self._vm.name,
-                                                                      connection_message(err)))
+            raise AnsibleError('Copying %s to %s in VM %s failed: %s'
+                               % (in_path, out_path, self._vm.name, connection_message(err)))
 
     def fetch_file(self, in_path, out_path):
         super(Connection, self).fetch_file(in_path, out_path)

@@ -72,8 +72,6 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import V
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import GuestClient  # noqa: E402
 from ansible_collections.guestops.vsphere.plugins.module_utils._exec import ProgramRequest, run_program  # noqa: E402
 
-
-
 VM_NAME = os.environ.get('BENCH_VM', 'DC0_H0_VM0')
 GUEST_USER = os.environ.get('VMWARE_GUEST_USERNAME', 'root')
 GUEST_PASSWORD = os.environ.get('VMWARE_GUEST_PASSWORD', 'guestpass')
@@ -930,6 +928,7 @@ def main():
                 section(rows, ['peer_tools_info'], bench_peer_tools_info, runner, main_sim)
             else:
                 rows += failed_rows(['peer_tools_info'], 'no peer environment')
+
         def bench_simulator():
             """The simulator with BENCH_VM00..19 and the connection VM: the one `make bench` started
             when it has them, otherwise a second one this script starts (once)."""

@@ -35,7 +35,6 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._guest import Gue
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VirtualMachine, VSphereSession, vim
 
 
-
 # --------------------------------------------------------------------------- VM selection
 
 @pytest.mark.parametrize('options, expected', [

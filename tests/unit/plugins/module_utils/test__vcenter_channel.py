@@ -35,7 +35,6 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
 )
 
 
-
 def run_spec(spec, path=None):
     """Run a ProgramSpec as VMware Tools does on Linux: bash -c '"<programPath>" <arguments>'."""
     env = dict(item.split('=', 1) for item in spec.env or [])
