@@ -145,7 +145,7 @@ class GuestClient(object):
         self.transfer_mode = transfer_mode or 'auto'
         # The channel files travel through now: 'esxi' (/guestFile on the ESXi host) or 'vcenter'
         # (SOAP calls only, see _vcenter_channel); transfer_used is what this client did use.
-        self.channel = 'vcenter' if self.transfer_mode == 'vcenter' else 'esxi'
+        self._channel = 'vcenter' if self.transfer_mode == 'vcenter' else 'esxi'
         self.transfer_used = None
         self.transfer_note = None
         self._prefetched = {}
@@ -642,6 +642,29 @@ class GuestClient(object):
         if self.transfer_used != 'vcenter':
             self.transfer_used = name
 
+    @property
+    def channel(self):
+        """The channel files travel through now. With transfer_mode=auto, a VM whose ESXi host could not
+        be reached earlier in the run (a kept session remembers it) starts on the vCenter channel: a
+        host behind a firewall that drops packets would cost every task request_timeout seconds."""
+        if self._channel == 'esxi' and self.transfer_mode == 'auto':
+            earlier = self._kept_switches().get(self._switch_key())
+            if earlier:
+                self._channel = 'vcenter'
+                self.transfer_note = ('The ESXi host could not be reached earlier in this run (%s); files went '
+                                      'through vCenter instead (transfer_mode=auto).' % earlier)
+        return self._channel
+
+    def _switch_key(self):
+        return '%s %s' % (self.vm.moid, self.transfer_host or '')
+
+    def _kept_switches(self):
+        """VM (and transfer_host) -> why its ESXi host could not be reached, kept with the session."""
+        extra = getattr(self.session, 'kept_extra', None)
+        if extra is None:
+            return {}
+        return extra.setdefault('unreachable_esxi', {})
+
     def _use_vcenter_after(self, err):
         """With transfer_mode=auto, switch to the vCenter channel for good when the ESXi host cannot be
         reached (refused, timed out, not resolved; not a certificate or HTTP error). True when switched."""
@@ -650,7 +673,8 @@ class GuestClient(object):
         if self._guest_os() == 'windows':
             err.msg += ' (The vCenter-only channel that transfer_mode=auto falls back to works with Linux guests only.)'
             return False
-        self.channel = 'vcenter'
+        self._channel = 'vcenter'
+        self._kept_switches()[self._switch_key()] = err.msg
         self.transfer_note = ('The ESXi host could not be reached (%s); files went through vCenter instead '
                               '(transfer_mode=auto).' % err.msg)
         return True

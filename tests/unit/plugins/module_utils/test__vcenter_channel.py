@@ -219,6 +219,31 @@ def test_auto_switches_to_vcenter_when_the_esxi_host_refuses_and_stays_there():
     assert "could not be reached" in client.transfer_note and '10.0.0.9:443' in client.transfer_note
 
 
+def test_the_next_task_of_a_kept_session_starts_on_vcenter_after_a_switch():
+    first, fm = make_client('auto')
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
+    read = mock.Mock(side_effect=lambda paths, limit, directory=None: [
+        channel.ChannelFile(path, 'ok', b'abc', 3) for path in paths])
+    with mock.patch.object(requests.Session, 'request', side_effect=_refused), \
+            mock.patch.object(first, 'read_through_vcenter', read):
+        first.download_bytes('/x')
+    kept = first.session.kept_extra
+    # The next task of the run: the session reattached with what the first one kept.
+    second, fm = make_client('auto')
+    second.session.kept_extra = kept
+    with mock.patch.object(requests.Session, 'request', side_effect=AssertionError('no ESXi request')), \
+            mock.patch.object(second, 'read_through_vcenter', read):
+        assert second.download_bytes('/y').data == b'abc'
+    assert fm.InitiateFileTransferFromGuest.call_count == 0
+    assert 'earlier in this run' in second.transfer_note and '10.0.0.9:443' in second.transfer_note
+    # Forced esxi tries the host again; another VM is not affected.
+    assert make_client('esxi')[0].channel == 'esxi'
+    other, fm = make_client('auto')
+    other.session.kept_extra = kept
+    other.vm = VirtualMachine(vim.VirtualMachine('vm-8'), {'name': 'web02', 'guest.guestFamily': 'linuxGuest'})
+    assert other.channel == 'esxi'
+
+
 def test_a_batch_announced_before_the_switch_is_read_in_one_go():
     client, fm = make_client('auto')
     fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
