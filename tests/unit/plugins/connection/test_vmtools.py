@@ -33,6 +33,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._exec import Job,
 from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError
 from ansible_collections.guestops.vsphere.plugins.module_utils._guest import GuestClient, WaitTimeout
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import VirtualMachine, VSphereSession, vim
+from ansible_collections.guestops.vsphere.tests.unit.plugins.fake_clock import FakeClock
 
 
 # --------------------------------------------------------------------------- VM selection
@@ -167,25 +168,12 @@ def _quote(text):
 
 # --------------------------------------------------------------------------- the rc-file wait
 
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self):
-        return self.now
-
-
 def _client():
     session = VSphereSession('vc.example.com', 'user', 'pw', 443, False)
     session.si = mock.Mock()
     file_manager, process_manager = mock.Mock(), mock.Mock()
     session._guest_managers = dict(fileManager=file_manager, processManager=process_manager, authManager=mock.Mock())
-    clock = Clock()
+    clock = FakeClock()
     session._sleep, session._clock = clock.sleep, clock
     vm = VirtualMachine(vim.VirtualMachine('vm-7'), {'name': 'web01'})
     client = GuestClient(session, vm, 'root', 'pw', sleep=clock.sleep, clock=clock)

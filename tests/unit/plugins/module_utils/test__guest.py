@@ -36,6 +36,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
     VSphereError,
     VSphereSession,
 )
+from ansible_collections.guestops.vsphere.tests.unit.plugins.fake_clock import FakeClock  # noqa: E402
 
 URL = 'https://*:443/guestFile?id=12891&token=522196ad-2a0e-c349-7eab-6215447ab8d912891'
 
@@ -124,19 +125,6 @@ def test_poll_delay_negative():
 
 # --------------------------------------------------------------------------- client with fake managers
 
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def __call__(self):
-        return self.now
-
-
 def host_props(name='esx1', ips=(), sha1=None, pem=None):
     """HostSystem properties as vCenter returns them to GuestClient.esxi_host."""
     vnics = [vim.host.VirtualNic(device='vmk%d' % i, key='management.key-vim.host.VirtualNic-vmk%d' % i,
@@ -160,7 +148,7 @@ def make_client(validate_certs=False, transfer_host=None, host=None, transfer_va
     file_manager, process_manager, auth_manager = mock.Mock(), mock.Mock(), mock.Mock()
     session._guest_managers = dict(fileManager=file_manager, processManager=process_manager, authManager=auth_manager)
     vm = VirtualMachine(vim.VirtualMachine('vm-7'), {'name': 'web01'})
-    clock = Clock()
+    clock = FakeClock()
     session._sleep, session._clock = clock.sleep, clock
     client = GuestClient(session, vm, 'root', 'guestpw', transfer_host=transfer_host, transfer_validate=transfer_validate,
                          transfer_mode=transfer_mode,

@@ -205,11 +205,16 @@ def _refused(*args, **kwargs):
     raise requests.exceptions.ConnectionError(ConnectionRefusedError(111, 'Connection refused'))
 
 
+def _unreachable_host_and_vcenter_reader(fm):
+    """Transfer URLs naming a host that refuses (with _refused), and a vCenter channel that reads 'abc'."""
+    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
+    return mock.Mock(side_effect=lambda paths, limit, directory=None: [
+        channel.ChannelFile(path, 'ok', b'abc', 3) for path in paths])
+
+
 def test_auto_switches_to_vcenter_when_the_esxi_host_refuses_and_stays_there():
     client, fm = make_client('auto')
-    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
-    read = mock.Mock(side_effect=lambda paths, limit, directory=None: [
-        channel.ChannelFile(path, 'ok', b'abc', 3) for path in paths])
+    read = _unreachable_host_and_vcenter_reader(fm)
     with mock.patch.object(requests.Session, 'request', side_effect=_refused), \
             mock.patch.object(client, 'read_through_vcenter', read):
         assert client.download_bytes('/x').data == b'abc'
@@ -221,9 +226,7 @@ def test_auto_switches_to_vcenter_when_the_esxi_host_refuses_and_stays_there():
 
 def test_the_next_task_of_a_kept_session_starts_on_vcenter_after_a_switch():
     first, fm = make_client('auto')
-    fm.InitiateFileTransferFromGuest.return_value = mock.Mock(url='https://10.0.0.9:443/guestFile?id=1&token=t', size=3)
-    read = mock.Mock(side_effect=lambda paths, limit, directory=None: [
-        channel.ChannelFile(path, 'ok', b'abc', 3) for path in paths])
+    read = _unreachable_host_and_vcenter_reader(fm)
     with mock.patch.object(requests.Session, 'request', side_effect=_refused), \
             mock.patch.object(first, 'read_through_vcenter', read):
         first.download_bytes('/x')

@@ -27,6 +27,7 @@ from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
     step_error,
     vsphere_argument_spec,
 )
+from ansible_collections.guestops.vsphere.tests.unit.plugins.fake_clock import FakeClock  # noqa: E402
 
 CTX = dict(host='vc.example.com', port=443, username='admin@vsphere.local', guest_username='root', path='/tmp/x')
 
@@ -310,19 +311,6 @@ def test_vm_facts_unknown_moid():
 
 
 # --------------------------------------------------------------------------- the call layer
-
-class FakeClock(object):
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
 
 def call_session(retry_timeout=30):
     clock = FakeClock()
