@@ -304,7 +304,12 @@ try:
         wait_for_rc_file,
     )
     from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import parse_rc, posix_quote
-    from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError, fault_is
+    from ansible_collections.guestops.vsphere.plugins.module_utils._faults import (
+        Interrupted,
+        VSphereError,
+        fault_is,
+        interruptible,
+    )
     from ansible_collections.guestops.vsphere.plugins.module_utils._guest import HAS_REQUESTS, GuestClient, WaitTimeout
     from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
         HAS_PYVMOMI,
@@ -551,6 +556,25 @@ class Connection(ConnectionBase):
         prompt = self.become.prompt if becomes and self.become.expect_prompt() else None
         display.vvv('VMTOOLS: EXEC %s' % cmd, host=self._vm.name)
         warnings = []
+        try:
+            with interruptible():
+                rc, stdout, stderr = self._run_job(client, cmd, in_data, timeout, prompt, warnings)
+        except Interrupted as stop:
+            # The run is going away: log out now. The watcher may have logged the kept session out
+            # while the command was being ended, and the session layer then logged in again.
+            vm_name = self._vm.name
+            self._session.end_session = True
+            self.close()
+            raise AnsibleError("Interrupted by %s: the command in VM '%s' was ended in the guest, its temporary "
+                               "directory removed and the vCenter session logged out." % (stop.name, vm_name))
+        if prompt:
+            stderr = strip_prompt(stderr, prompt)
+        if becomes:
+            self._check_become(stdout, stderr)
+        return rc, stdout, stderr
+
+    def _run_job(self, client, cmd, in_data, timeout, prompt, warnings):
+        """One command as one job of the engine: (rc, stdout, stderr); the job is removed on every path."""
         job = None
         try:
             job = prepare_job(client, 'linux', timeout, WAIT_RETENTION, warn=warnings.append, sweep=not self._swept)
@@ -581,6 +605,7 @@ class Connection(ConnectionBase):
                                        timeout, self._vm.name))
             rc, stdout, stderr = self._collect(job, sizes)
             job.ended = True
+            return rc, stdout, stderr
         except VSphereError as err:
             raise AnsibleConnectionFailure(connection_message(err))
         finally:
@@ -588,11 +613,6 @@ class Connection(ConnectionBase):
                 remove_job(client, job, warnings)
             for warning in warnings:
                 display.warning(warning)
-        if prompt:
-            stderr = strip_prompt(stderr, prompt)
-        if becomes:
-            self._check_become(stdout, stderr)
-        return rc, stdout, stderr
 
     def _collect(self, job, sizes):
         """(rc, stdout, stderr) of an ended job: one download per file that is not empty."""

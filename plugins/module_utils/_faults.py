@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import http.client
+import signal
 import socket
 import ssl
 
@@ -185,3 +186,41 @@ def step_error(step, exc, vm_name=None, retryable=False, **context):
     where = " for VM '%s'" % vm_name if vm_name else ''
     return VSphereError('%s failed%s: %s' % (step, where, describe_fault(exc, **context)), fault=exc,
                         step=step, retryable=retryable)
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached a module or a connection command (Ctrl-C, a cancelled AWX job).
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` takes it for a
+    vSphere failure: it unwinds through every ``finally``, which terminate what was started,
+    delete temporary directories and log out.
+    """
+
+    def __init__(self, signum):
+        super(Interrupted, self).__init__(signum)
+        self.name = signal.Signals(signum).name
+
+
+class interruptible(object):
+    """Turn the first SIGINT/SIGTERM/SIGHUP into Interrupted; ignore repeats while cleaning up."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __enter__(self):
+        self._previous = {}
+        for signum in self.SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except (ValueError, OSError):  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        for other in self._previous:
+            signal.signal(other, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    def __exit__(self, exc_type, exc_value, tb):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False

@@ -7,14 +7,13 @@
 
 from __future__ import annotations
 
-import signal
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
-from ansible_collections.guestops.vsphere.plugins.module_utils._faults import VSphereError
+from ansible_collections.guestops.vsphere.plugins.module_utils._faults import Interrupted, VSphereError, interruptible
 from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import (
     HAS_PYVMOMI,
     PYVMOMI_IMPORT_ERROR,
@@ -149,44 +148,6 @@ def run_in_process(name, main, args, check_mode=False):
     finally:
         _InProcessCall.current = None
     return dict(failed=True, msg='The module %s ended without a result.' % name)
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM reached the module (Ctrl-C, a cancelled AWX job).
-
-    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` takes it for a
-    vSphere failure: it unwinds through every ``finally``, which terminate what was started,
-    delete temporary directories and log out.
-    """
-
-    def __init__(self, signum):
-        super(Interrupted, self).__init__(signum)
-        self.name = signal.Signals(signum).name
-
-
-class interruptible(object):
-    """Turn the first SIGINT/SIGTERM/SIGHUP into Interrupted; ignore repeats while cleaning up."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-    def __enter__(self):
-        self._previous = {}
-        for signum in self.SIGNALS:
-            try:
-                self._previous[signum] = signal.signal(signum, self._handle)
-            except (ValueError, OSError):  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        for other in self._previous:
-            signal.signal(other, signal.SIG_IGN)
-        raise Interrupted(signum)
-
-    def __exit__(self, exc_type, exc_value, tb):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        return False
 
 
 class GuestOpsModule(object):
