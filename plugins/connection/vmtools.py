@@ -294,7 +294,7 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 try:
-    from ansible_collections.guestops.vsphere.plugins.module_utils import _session_cache
+    from ansible_collections.guestops.vsphere.plugins.module_utils import _paths, _session_cache
     from ansible_collections.guestops.vsphere.plugins.module_utils._exec import (
         WAIT_RETENTION,
         ProgramRequest,
@@ -304,6 +304,7 @@ try:
         wait_for_rc_file,
     )
     from ansible_collections.guestops.vsphere.plugins.module_utils._command_line import parse_rc, posix_quote
+    from ansible_collections.guestops.vsphere.plugins.module_utils._files import move_empty_file_into_place
     from ansible_collections.guestops.vsphere.plugins.module_utils._faults import (
         Interrupted,
         VSphereError,
@@ -325,7 +326,7 @@ except ImportError as exc:  # pragma: no cover - reported when the connection is
 display = Display()
 
 # The facts of the VM that later tasks of the run take from the kept session instead of a lookup.
-KEPT_VM_PROPERTIES = ('name', 'guest.guestFamily', 'guest.guestId')
+KEPT_VM_PROPERTIES = ('name', 'guest.guestFamily', 'guest.guestId', 'config.guestId')
 # Where the collection lives (the directory holding ansible_collections), for the session watcher.
 _COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', '..'))
 # The watcher waits with the standard library only (no pyVmomi import competing with the tasks of
@@ -335,8 +336,9 @@ _WATCHER = (
     'sys.path.insert(0, sys.argv[1])\n'
     'from ansible_collections.guestops.vsphere.plugins.module_utils import _session_cache\n'
     'args = json.loads(sys.argv[2])\n'
+    'owner = args.pop(\'owner\')\n'
     'limit = time.monotonic() + _session_cache.STALE_AFTER\n'
-    'while time.monotonic() < limit and _session_cache.owner_alive(args[\'owner\']):\n'
+    'while time.monotonic() < limit and _session_cache.owner_alive(owner):\n'
     '    time.sleep(0.5)\n'
     'from ansible_collections.guestops.vsphere.plugins.module_utils._vsphere import end_sessions_after\n'
     'end_sessions_after(**args)\n'
@@ -425,11 +427,8 @@ def strip_prompt(data, prompt):
 
 
 def is_windows(vm_props, shell_family):
-    if shell_family == 'powershell':
-        return True
-    family = vm_props.get('guest.guestFamily') or ''
-    guest_id = vm_props.get('guest.guestId') or ''
-    return family == 'windowsGuest' or guest_id.lower().startswith('win')
+    """Whether the VM (the collection's rule, _paths.guest_os_source) or the shell type is Windows."""
+    return shell_family == 'powershell' or _paths.guest_os_of('auto', vm_props) == 'windows'
 
 
 # --------------------------------------------------------------------------- the connection
@@ -653,13 +652,7 @@ class Connection(ConnectionBase):
         size = os.path.getsize(b_path)
         try:
             if size == 0:
-                # ESXi refuses empty uploads: an empty temp file next to the target is moved into place.
-                temp = client.make_temp_file(prefix='.ansible-put-', directory_path=posixpath.dirname(out_path))
-                try:
-                    client.move_file(temp, out_path, overwrite=True)
-                except BaseException:
-                    client.delete(temp)
-                    raise
+                move_empty_file_into_place(client, out_path, True, 'linux', prefix='.ansible-put-')
                 return
             with open(b_path, 'rb') as source:
                 client.upload(source, size, out_path, attributes=client.file_attributes(mode=0o600))

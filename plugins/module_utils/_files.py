@@ -158,17 +158,23 @@ def _no_directory(client, dest, guest_os, fault=None, result=None):
                         % (dest, client.vm.name, _paths.split(dest, guest_os)[0]), fault=fault, result=result)
 
 
-def _write_empty_file(client, dest, existing, mode, owner, group, guest_os):
-    """Make dest an empty file: ESXi refuses empty uploads, so an empty temp file is moved into place."""
-    temp = client.make_temp_file(prefix='.ansible-copy-', directory_path=_paths.split(dest, guest_os)[0])
+def move_empty_file_into_place(client, dest, overwrite, guest_os, prefix='.ansible-copy-'):
+    """Make dest an empty file: ESXi refuses empty uploads, so an empty temp file next to it is moved
+    into place, and deleted again when the move fails (the move's error is the one raised)."""
+    temp = client.make_temp_file(prefix=prefix, directory_path=_paths.split(dest, guest_os)[0])
     try:
-        client.move_file(temp, dest, overwrite=existing is not None)
-    except VSphereError:
+        client.move_file(temp, dest, overwrite=overwrite)
+    except BaseException:
         try:
             client.delete(temp)
         except VSphereError:
             pass
         raise
+
+
+def _write_empty_file(client, dest, existing, mode, owner, group, guest_os):
+    """Make dest an empty file with the attributes asked for (see move_empty_file_into_place)."""
+    move_empty_file_into_place(client, dest, existing is not None, guest_os)
     if guest_os != 'windows':
         if mode is None:
             # the temp file was made 0600; keep the old file's mode, or give a new one the usual 0644

@@ -307,7 +307,7 @@ class GuestClient(object):
         that moved to another host gets URLs naming that host, which is then looked up."""
         if self._esxi is not None and (self._esxi_certificate or self._esxi.problem or not certificate):
             return self._esxi
-        kept = self._kept_hosts().get(name) if name else None
+        kept = self._kept('esxi_hosts').get(name) if name else None
         if kept is not None and (kept.get('with_certificate') or not certificate):
             self._esxi, self._esxi_certificate = EsxiHost.from_kept(kept), bool(kept.get('with_certificate'))
             return self._esxi
@@ -342,15 +342,13 @@ class GuestClient(object):
                               sha256=pem_sha256(props.get('config.certificate')),
                               connection_state=props.get('runtime.connectionState'))
         if self._esxi.name:
-            self._kept_hosts()[self._esxi.name] = self._esxi.as_kept(certificate)
+            self._kept('esxi_hosts')[self._esxi.name] = self._esxi.as_kept(certificate)
         return self._esxi
 
-    def _kept_hosts(self):
-        """Host name -> facts, kept with the session (a dict that goes nowhere without keep_session)."""
-        extra = getattr(self.session, 'kept_extra', None)
-        if extra is None:
-            return {}
-        return extra.setdefault('esxi_hosts', {})
+    def _kept(self, key):
+        """A dict kept with the session for the next tasks of the run (see VSphereSession.kept_extra):
+        'esxi_hosts' (host name -> facts), 'unreachable_esxi' (VM and transfer_host -> why)."""
+        return self.session.kept_extra.setdefault(key, {})
 
     def _url(self, step, url):
         """The URL to send the transfer to, like govc's TransferURL: ``transfer_host`` wins; ``*`` is
@@ -648,7 +646,7 @@ class GuestClient(object):
         be reached earlier in the run (a kept session remembers it) starts on the vCenter channel: a
         host behind a firewall that drops packets would cost every task request_timeout seconds."""
         if self._channel == 'esxi' and self.transfer_mode == 'auto':
-            earlier = self._kept_switches().get(self._switch_key())
+            earlier = self._kept('unreachable_esxi').get(self._switch_key())
             if earlier:
                 self._channel = 'vcenter'
                 self.transfer_note = ('The ESXi host could not be reached earlier in this run (%s); files went '
@@ -657,13 +655,6 @@ class GuestClient(object):
 
     def _switch_key(self):
         return '%s %s' % (self.vm.moid, self.transfer_host or '')
-
-    def _kept_switches(self):
-        """VM (and transfer_host) -> why its ESXi host could not be reached, kept with the session."""
-        extra = getattr(self.session, 'kept_extra', None)
-        if extra is None:
-            return {}
-        return extra.setdefault('unreachable_esxi', {})
 
     def _use_vcenter_after(self, err):
         """With transfer_mode=auto, switch to the vCenter channel for good when the ESXi host cannot be
@@ -674,7 +665,7 @@ class GuestClient(object):
             err.msg += ' (The vCenter-only channel that transfer_mode=auto falls back to works with Linux guests only.)'
             return False
         self._channel = 'vcenter'
-        self._kept_switches()[self._switch_key()] = err.msg
+        self._kept('unreachable_esxi')[self._switch_key()] = err.msg
         self.transfer_note = ('The ESXi host could not be reached (%s); files went through vCenter instead '
                               '(transfer_mode=auto).' % err.msg)
         return True

@@ -755,16 +755,12 @@ class VSphereSession(object):
         return manager
 
 
-def end_sessions_after(owner, hostname, port, validate_certs=True, request_timeout=DEFAULT_REQUEST_TIMEOUT,
-                       marker=None, poll=0.5, sleep=time.sleep, clock=time.monotonic):
-    """Wait until the Ansible run ``owner`` has ended, then log out the kept sessions it left on this vCenter.
+def end_sessions_after(hostname, port, validate_certs=True, request_timeout=DEFAULT_REQUEST_TIMEOUT, marker=None):
+    """Log out the kept sessions that ended Ansible runs left on this vCenter.
 
     Run by the watcher process that the connection plugin starts for each run (detached, so it
-    outlives a killed run); bounded by the age after which kept files count as stale.
+    outlives a killed run), once that run has ended.
     """
-    limit = clock() + _session_cache.STALE_AFTER
-    while clock() < limit and _session_cache.owner_alive(owner):
-        sleep(poll)
     session = VSphereSession(hostname, None, None, port, validate_certs, request_timeout=request_timeout)
     try:
         socket.setdefaulttimeout(session.request_timeout)
